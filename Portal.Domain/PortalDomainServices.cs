@@ -1,0 +1,73 @@
+using Microsoft.AspNetCore.Identity;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using Portal.Domain.Persistence;
+using Portal.Domain.Suite;
+using Portal.Domain.Tenancy;
+
+namespace Portal.Domain;
+
+public static class PortalDomainServices
+{
+    /// <summary>
+    /// Registers the portal database and every Domain service. Shared by the Portal web app and the standalone
+    /// job worker so both read the same "Database" settings. Throws <see cref="ConfigurationException"/> naming the
+    /// bad setting.
+    /// </summary>
+    public static IServiceCollection AddPortalDomain(this IServiceCollection services, IConfiguration configuration)
+    {
+        var options = configuration.GetSection(DatabaseOptions.Section).Get<DatabaseOptions>() ?? new DatabaseOptions();
+        var provider = options.ParsedProvider;
+        var connectionString = options.ResolveConnectionString();
+        services.AddSingleton(options);
+        services.AddSingleton(new PortalDatabase(provider, connectionString));
+        services.TryAddTimeProvider();
+
+        services.AddDbContextFactory<PortalDbContext>(o => Configure(o, provider, connectionString));
+        services.AddScoped(sp => sp.GetRequiredService<IDbContextFactory<PortalDbContext>>().CreateDbContext());
+
+        services.AddIdentityCore<PortalUser>(o =>
+            {
+                o.User.RequireUniqueEmail = true;
+                o.SignIn.RequireConfirmedAccount = false;
+                o.Password.RequiredLength = 12;
+                o.Password.RequireDigit = true;
+                o.Password.RequireLowercase = true;
+                o.Password.RequireUppercase = true;
+                o.Password.RequireNonAlphanumeric = false;
+                o.Password.RequiredUniqueChars = 4;
+                o.Lockout.AllowedForNewUsers = true;
+                o.Lockout.MaxFailedAccessAttempts = 5;
+                o.Lockout.DefaultLockoutTimeSpan = TimeSpan.FromMinutes(15);
+                o.Stores.SchemaVersion = IdentitySchemaVersions.Version1;
+            })
+            .AddEntityFrameworkStores<PortalDbContext>()
+            .AddDefaultTokenProviders();
+
+        services.AddSingleton<SuiteService>();
+        services.AddSingleton<ProjectAccess>();
+        services.AddSingleton<ProjectService>();
+        services.AddScoped<MembershipService>();
+        services.AddScoped<SetupService>();
+        return services;
+    }
+
+    public static void Configure(DbContextOptionsBuilder o, DatabaseProvider provider, string connectionString)
+    {
+        if (provider == DatabaseProvider.Sqlite) o.UseSqlite(connectionString);
+        else o.UseNpgsql(connectionString);
+    }
+
+    private static void TryAddTimeProvider(this IServiceCollection services)
+    {
+        if (services.All(d => d.ServiceType != typeof(TimeProvider))) services.AddSingleton(TimeProvider.System);
+    }
+}
+
+/// <summary>Which database the portal runs on, resolved once from configuration.</summary>
+public sealed record PortalDatabase(DatabaseProvider Provider, string ConnectionString)
+{
+    public MigrationRunner CreateMigrationRunner(Microsoft.Extensions.Logging.ILogger? logger = null) => new(Provider, ConnectionString, logger);
+}

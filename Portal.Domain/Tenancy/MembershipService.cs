@@ -1,0 +1,176 @@
+using System.Data;
+using System.Security.Cryptography;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.EntityFrameworkCore;
+using Portal.Domain.Persistence;
+
+namespace Portal.Domain.Tenancy;
+
+public sealed record MemberRow(Guid MemberId, Guid UserId, string Email, string? DisplayName, string Role, bool Suspended, DateTimeOffset AddedAt, bool TwoFactorEnabled);
+
+public sealed record AddMemberResult(MemberRow Member, string? TemporaryPassword);
+
+/// <summary>Adds, changes and removes project members; every change is recorded in membership_changes.</summary>
+public sealed class MembershipService(IDbContextFactory<PortalDbContext> dbFactory, UserManager<PortalUser> users, TimeProvider clock)
+{
+    public async Task<Page<MemberRow>> ListAsync(Guid projectId, int skip, int take, string? search = null, CancellationToken ct = default)
+    {
+        take = Math.Clamp(take, 1, 200);
+        skip = Math.Max(0, skip);
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        var q = db.ProjectMembers.AsNoTracking().Where(m => m.ProjectId == projectId)
+            .Join(db.Users, m => m.UserId, u => u.Id, (m, u) => new { m, u });
+        if (!string.IsNullOrWhiteSpace(search))
+        {
+            var s = search.Trim().ToUpperInvariant();
+            q = q.Where(x => x.u.NormalizedEmail!.Contains(s) || (x.u.DisplayName != null && x.u.DisplayName.ToUpper().Contains(s)) || x.m.Role.ToUpper() == s);
+        }
+        var total = await q.CountAsync(ct);
+        var items = await q.OrderBy(x => x.u.NormalizedEmail).Skip(skip).Take(take)
+            .Select(x => new MemberRow(x.m.Id, x.u.Id, x.u.Email!, x.u.DisplayName, x.m.Role, x.m.Suspended, x.m.AddedAt, x.u.TwoFactorEnabled))
+            .ToListAsync(ct);
+        return new Page<MemberRow>(items, total, skip, take);
+    }
+
+    public async Task<Page<MembershipChange>> ChangesAsync(Guid projectId, int skip, int take, CancellationToken ct = default)
+    {
+        take = Math.Clamp(take, 1, 200);
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        var q = db.MembershipChanges.AsNoTracking().Where(c => c.ProjectId == projectId);
+        var total = await q.CountAsync(ct);
+        var items = await q.OrderByDescending(c => c.ChangedAt).Skip(Math.Max(0, skip)).Take(take).ToListAsync(ct);
+        return new Page<MembershipChange>(items, total, skip, take);
+    }
+
+    /// <summary>
+    /// Adds a user by e-mail. An unknown e-mail gets a new local account with a one-time password that is returned
+    /// once (the portal sends no e-mail) and must be changed at first sign-in.
+    /// </summary>
+    public async Task<AddMemberResult> AddAsync(Guid projectId, string? email, string? role, Guid actor, string? displayName = null, CancellationToken ct = default)
+    {
+        email = email?.Trim();
+        if (string.IsNullOrEmpty(email)) throw DomainException.Invalid("email", "E-mail is required.");
+        if (email.Length > 256 || !System.Net.Mail.MailAddress.TryCreate(email, out var parsed) || parsed.Address != email)
+            throw DomainException.Invalid("email", $"'{Truncate(email)}' is not a valid e-mail address.");
+        if (!Roles.IsValid(role)) throw DomainException.Invalid("role", $"Role must be one of {string.Join(", ", Roles.All)}.");
+        if (displayName is { Length: > 200 }) throw DomainException.Invalid("displayName", "Display name is limited to 200 characters.");
+
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        var project = await db.Projects.AsNoTracking().FirstOrDefaultAsync(p => p.Id == projectId, ct) ?? throw DomainException.NotFound("Project");
+        var actorUser = await db.Users.AsNoTracking().FirstOrDefaultAsync(u => u.Id == actor, ct);
+        string? tempPassword = null;
+        var user = await users.FindByEmailAsync(email);
+        if (user is null)
+        {
+            tempPassword = GeneratePassword();
+            user = new PortalUser
+            {
+                UserName = email, Email = email, EmailConfirmed = true, DisplayName = string.IsNullOrWhiteSpace(displayName) ? null : displayName.Trim(),
+                OrganizationId = project.OrganizationId, CreatedAt = clock.GetUtcNow(), LockoutEnabled = true,
+            };
+            var created = await users.CreateAsync(user, tempPassword);
+            if (!created.Succeeded) throw DomainException.Invalid("email", string.Join(" ", created.Errors.Select(e => e.Description)));
+        }
+        if (await db.ProjectMembers.AnyAsync(m => m.ProjectId == projectId && m.UserId == user.Id, ct))
+            throw DomainException.Conflict($"{email} is already a member of this project.", "email");
+
+        var now = clock.GetUtcNow();
+        var member = new ProjectMember { ProjectId = projectId, UserId = user.Id, Role = role!, AddedAt = now, AddedBy = actor };
+        db.ProjectMembers.Add(member);
+        db.MembershipChanges.Add(new MembershipChange
+        {
+            ProjectId = projectId, UserId = user.Id, UserEmail = email, NewRole = role, ChangedBy = actor, ChangedByEmail = actorUser?.Email, ChangedAt = now,
+        });
+        await db.SaveChangesAsync(ct);
+        return new AddMemberResult(new MemberRow(member.Id, user.Id, email, user.DisplayName, member.Role, false, now, user.TwoFactorEnabled), tempPassword);
+    }
+
+    public async Task ChangeRoleAsync(Guid projectId, Guid memberId, string? role, Guid actor, CancellationToken ct = default)
+    {
+        if (!Roles.IsValid(role)) throw DomainException.Invalid("role", $"Role must be one of {string.Join(", ", Roles.All)}.");
+        await MutateAsync(projectId, memberId, actor, (db, m) =>
+        {
+            if (m.Role == role) return null;
+            var old = m.Role;
+            m.Role = role!;
+            return (old, role);
+        }, ct);
+    }
+
+    public async Task RemoveAsync(Guid projectId, Guid memberId, Guid actor, CancellationToken ct = default)
+    {
+        await MutateAsync(projectId, memberId, actor, (db, m) =>
+        {
+            db.ProjectMembers.Remove(m);
+            return (m.Role, null);
+        }, ct);
+    }
+
+    public async Task SetSuspendedAsync(Guid projectId, Guid memberId, bool suspended, Guid actor, CancellationToken ct = default)
+    {
+        await MutateAsync(projectId, memberId, actor, (db, m) =>
+        {
+            if (m.Suspended == suspended) return null;
+            m.Suspended = suspended;
+            return (m.Role, suspended ? "suspended" : m.Role);
+        }, ct);
+    }
+
+    /// <summary>
+    /// Applies one change under a serializable transaction and refuses it when the project would be left without an
+    /// active admin, so two admins demoting each other at once cannot both succeed.
+    /// </summary>
+    private async Task MutateAsync(Guid projectId, Guid memberId, Guid actor, Func<PortalDbContext, ProjectMember, (string? Old, string? New)?> change, CancellationToken ct)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        var strategy = db.Database.CreateExecutionStrategy();
+        try
+        {
+            await strategy.ExecuteAsync(async () =>
+            {
+                await using var tx = await db.Database.BeginTransactionAsync(IsolationLevel.Serializable, ct);
+                var member = await db.ProjectMembers.FirstOrDefaultAsync(m => m.Id == memberId && m.ProjectId == projectId, ct)
+                             ?? throw DomainException.NotFound("Member");
+                var email = await db.Users.Where(u => u.Id == member.UserId).Select(u => u.Email).FirstOrDefaultAsync(ct);
+                var actorEmail = await db.Users.Where(u => u.Id == actor).Select(u => u.Email).FirstOrDefaultAsync(ct);
+                var result = change(db, member);
+                if (result is null) return;
+                await db.SaveChangesAsync(ct);
+                var admins = await db.ProjectMembers.CountAsync(m => m.ProjectId == projectId && m.Role == Roles.Admin && !m.Suspended, ct);
+                if (admins == 0)
+                    throw DomainException.Conflict("A project needs at least one active admin. Make another member an admin first.", "role");
+                db.MembershipChanges.Add(new MembershipChange
+                {
+                    ProjectId = projectId, UserId = member.UserId, UserEmail = email, OldRole = result.Value.Old, NewRole = result.Value.New,
+                    ChangedBy = actor, ChangedByEmail = actorEmail, ChangedAt = clock.GetUtcNow(),
+                });
+                await db.SaveChangesAsync(ct);
+                await tx.CommitAsync(ct);
+            });
+        }
+        catch (Exception e) when (IsSerializationFailure(e))
+        {
+            throw DomainException.Conflict("Another change to this project's members happened at the same time. Reload and try again.");
+        }
+    }
+
+    private static bool IsSerializationFailure(Exception e) =>
+        e is Npgsql.PostgresException { SqlState: "40001" or "40P01" } || e.InnerException is Npgsql.PostgresException { SqlState: "40001" or "40P01" }
+        || e is Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 5 } || e.InnerException is Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 5 };
+
+    private static string Truncate(string s) => s.Length <= 60 ? s : s[..60] + "…";
+
+    /// <summary>A random password that satisfies the portal's password policy.</summary>
+    public static string GeneratePassword()
+    {
+        const string upper = "ABCDEFGHJKLMNPQRSTUVWXYZ", lower = "abcdefghijkmnopqrstuvwxyz", digits = "23456789", symbols = "!#%+-=?@";
+        var chars = new List<char>
+        {
+            upper[RandomNumberGenerator.GetInt32(upper.Length)], lower[RandomNumberGenerator.GetInt32(lower.Length)],
+            digits[RandomNumberGenerator.GetInt32(digits.Length)], symbols[RandomNumberGenerator.GetInt32(symbols.Length)],
+        };
+        const string all = upper + lower + digits + symbols;
+        while (chars.Count < 18) chars.Add(all[RandomNumberGenerator.GetInt32(all.Length)]);
+        return new string(chars.OrderBy(_ => RandomNumberGenerator.GetInt32(1000)).ToArray());
+    }
+}
