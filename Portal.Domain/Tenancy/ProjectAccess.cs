@@ -27,8 +27,9 @@ public sealed class ProjectAccess(IDbContextFactory<PortalDbContext> dbFactory)
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         return await db.ProjectMembers.AsNoTracking()
             .Where(m => m.UserId == userId && !m.Suspended)
-            .Join(db.Projects, m => m.ProjectId, p => p.Id, (m, p) => new Membership(p.Id, p.Name, m.Role, m.Suspended))
-            .OrderBy(m => m.ProjectName)
+            .Join(db.Projects, m => m.ProjectId, p => p.Id, (m, p) => new { p.Id, p.Name, m.Role, m.Suspended })
+            .OrderBy(x => x.Name)
+            .Select(x => new Membership(x.Id, x.Name, x.Role, x.Suspended))
             .ToListAsync(ct);
     }
 
