@@ -46,6 +46,8 @@ public static class PortalDomainServices
             .AddEntityFrameworkStores<PortalDbContext>()
             .AddDefaultTokenProviders();
 
+        services.AddSingleton(sp => Security.SecretProtector.FromConfiguration(configuration, options,
+            sp.GetService<Microsoft.Extensions.Logging.ILoggerFactory>()?.CreateLogger("Portal.Security")));
         services.AddSingleton<SuiteService>();
         services.AddSingleton<ProjectAccess>();
         services.AddSingleton<ProjectService>();

@@ -74,6 +74,8 @@ public static class PortalHosting
 
         var keysDir = Path.GetFullPath(Path.Combine(dbOptions.DataDirectory, "keys"));
         services.AddDataProtection().SetApplicationName("governance-portal").PersistKeysToFileSystem(new DirectoryInfo(keysDir));
+        services.AddOptions<Microsoft.AspNetCore.DataProtection.KeyManagement.KeyManagementOptions>()
+            .Configure<Portal.Domain.Security.SecretProtector>((o, protector) => o.XmlEncryptor = new SecretXmlEncryptor(protector));
 
         services.AddProblemDetails();
         services.AddHealthChecks()
