@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Configuration;
@@ -45,6 +46,11 @@ public static class PortalDomainServices
             })
             .AddEntityFrameworkStores<PortalDbContext>()
             .AddDefaultTokenProviders();
+
+        // Identity's token providers (password reset, 2FA) need data protection. Registered here rather than in the web
+        // host so the worker and tests resolve UserManager too, and all processes share one key ring.
+        services.AddDataProtection().SetApplicationName("governance-portal")
+            .PersistKeysToFileSystem(new DirectoryInfo(Path.GetFullPath(Path.Combine(options.DataDirectory, "keys"))));
 
         services.AddSingleton<SuiteService>();
         services.AddSingleton<ProjectAccess>();

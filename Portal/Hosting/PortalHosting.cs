@@ -1,7 +1,6 @@
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Components.Authorization;
-using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.AspNetCore.Identity;
@@ -33,7 +32,6 @@ public static class PortalHosting
 
         var services = builder.Services;
         services.AddPortalDomain(builder.Configuration);
-        var dbOptions = builder.Configuration.GetSection(DatabaseOptions.Section).Get<DatabaseOptions>() ?? new DatabaseOptions();
 
         services.AddRazorComponents().AddInteractiveServerComponents();
         services.AddRadzenComponents();
@@ -72,8 +70,6 @@ public static class PortalHosting
             o.AddPolicy(OrgAdmin.Policy, p => p.RequireAuthenticatedUser().RequireClaim(OrgAdmin.Claim, "true"));
         });
 
-        var keysDir = Path.GetFullPath(Path.Combine(dbOptions.DataDirectory, "keys"));
-        services.AddDataProtection().SetApplicationName("governance-portal").PersistKeysToFileSystem(new DirectoryInfo(keysDir));
 
         services.AddProblemDetails();
         services.AddHealthChecks()
