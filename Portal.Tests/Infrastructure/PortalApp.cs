@@ -29,6 +29,9 @@ public sealed class PortalApp : WebApplicationFactory<Program>
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         builder.UseEnvironment("Testing");
+        // Outside Development the host serves package assets (_content/Radzen.Blazor/...) only from a published
+        // wwwroot; tests run from the build output, so read them where the build manifest says they are.
+        builder.UseStaticWebAssets();
         foreach (var (k, v) in Database.Settings) builder.UseSetting(k, v);
         builder.UseSetting("Jobs:RunInPortal", "false");
         builder.UseSetting("Urls", "http://127.0.0.1:0");
