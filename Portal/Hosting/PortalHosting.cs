@@ -125,7 +125,13 @@ public static class PortalHosting
         app.MapGet("/metrics", (HttpContext ctx, PrometheusMetrics metrics, IConfiguration config) =>
         {
             var token = config["Metrics:BearerToken"];
-            if (!string.IsNullOrEmpty(token) && ctx.Request.Headers.Authorization != $"Bearer {token}") return Results.Unauthorized();
+            if (!string.IsNullOrEmpty(token) && !System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(
+                    System.Text.Encoding.UTF8.GetBytes(ctx.Request.Headers.Authorization.ToString()), System.Text.Encoding.UTF8.GetBytes($"Bearer {token}")))
+            {
+                // A body keeps the status-code pages from replacing this 401 with the HTML not-found page (or /setup).
+                ctx.Response.Headers.WWWAuthenticate = "Bearer";
+                return Results.Problem(statusCode: StatusCodes.Status401Unauthorized, title: "Metrics need the bearer token configured in Metrics:BearerToken.");
+            }
             return Results.Text(metrics.Render(), "text/plain; version=0.0.4; charset=utf-8");
         }).AllowAnonymous().ExcludeFromDescription();
         return app;
