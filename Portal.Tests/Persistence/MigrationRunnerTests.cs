@@ -133,18 +133,34 @@ public class MigrationRunnerTests
     public async Task Concurrent_runners_apply_each_script_once(string provider)
     {
         await using var db = await TestDatabase.CreateAsync(provider, migrate: false);
-        // A slow first script widens the window in which a second runner could apply it too.
-        var slow = db.Provider == DatabaseProvider.Postgres
-            ? "CREATE TABLE raced (id integer NOT NULL PRIMARY KEY); SELECT pg_sleep(0.4);"
-            : "CREATE TABLE raced (id integer NOT NULL PRIMARY KEY); WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000) SELECT count(*) FROM c;";
+        await new MigrationRunner(db.Provider, db.ConnectionString).RunAsync([]); // schema_migrations exists, nothing applied
         IReadOnlyList<MigrationScript> scripts =
         [
-            Script("0001", "raced", slow),
+            Script("0001", "raced", "CREATE TABLE raced (id integer NOT NULL PRIMARY KEY);"),
             Script("0002", "after", "CREATE TABLE after_race (id integer NOT NULL PRIMARY KEY); INSERT INTO after_race (id) VALUES (1);"),
         ];
-        var runs = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(() => new MigrationRunner(db.Provider, db.ConnectionString).RunAsync(scripts))));
 
-        Assert.Equal(["Database/test/0001_raced.sql", "Database/test/0002_after.sql"], runs.SelectMany(r => r.Applied).Order());
+        // Hold the database so every runner is started and waiting before any can apply a script: on SQLite a write
+        // lock (runners can still read the empty list), on PostgreSQL a lock on schema_migrations (the first runner
+        // waits inside the advisory lock; without that lock all would read the empty list together).
+        await using var holder = new MigrationRunner(db.Provider, db.ConnectionString).Open();
+        await using var tx = await holder.BeginTransactionAsync();
+        await using (var hold = holder.CreateCommand())
+        {
+            hold.Transaction = tx;
+            hold.CommandText = db.Provider == DatabaseProvider.Sqlite
+                ? "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES ('0000', 'hold', 'x', 'x'); DELETE FROM schema_migrations WHERE version = '0000';"
+                : "LOCK TABLE schema_migrations IN ACCESS EXCLUSIVE MODE";
+            await hold.ExecuteNonQueryAsync();
+        }
+        var runs = Enumerable.Range(0, 4).Select(_ => Task.Run(() => new MigrationRunner(db.Provider, db.ConnectionString).RunAsync(scripts))).ToList();
+        await Task.Delay(1500);
+        Assert.All(runs, r => Assert.False(r.IsCompleted, r.Exception?.ToString()));
+        await tx.CommitAsync();
+        var results = await Task.WhenAll(runs);
+
+        Assert.Equal(["Database/test/0001_raced.sql", "Database/test/0002_after.sql"], results.SelectMany(r => r.Applied).Order());
+        Assert.All(results, r => Assert.Equal(2, r.Applied.Count + r.AlreadyApplied.Count));
         Assert.Equal(2, await ScalarAsync(db, "SELECT count(*) FROM schema_migrations"));
         Assert.Equal(1, await ScalarAsync(db, "SELECT count(*) FROM after_race"));
     }

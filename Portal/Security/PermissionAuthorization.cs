@@ -95,7 +95,7 @@ public sealed class PortalAuthorizationResultHandler : IAuthorizationMiddlewareR
     public async Task HandleAsync(RequestDelegate next, HttpContext context, AuthorizationPolicy policy, PolicyAuthorizationResult result)
     {
         var isApi = context.Request.Path.StartsWithSegments("/api");
-        if (result.Challenged && !isApi || !result.Challenged && !result.Forbidden)
+        if ((result.Challenged && !isApi) || (!result.Challenged && !result.Forbidden))
         {
             await fallback.HandleAsync(next, context, policy, result);
             return;

@@ -1,4 +1,3 @@
-using Microsoft.AspNetCore.Identity;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Portal.Domain;
@@ -37,7 +36,14 @@ public sealed class TenancyWorld : IAsyncDisposable
     public T Get<T>() where T : notnull => Services.GetRequiredService<T>();
 
     /// <summary>A service from its own scope, as two concurrent requests would get.</summary>
-    public T Fresh<T>() where T : notnull => Provider.CreateScope().ServiceProvider.GetRequiredService<T>();
+    public T Fresh<T>() where T : notnull
+    {
+        var extra = Provider.CreateAsyncScope();
+        scopes.Add(extra);
+        return extra.ServiceProvider.GetRequiredService<T>();
+    }
+
+    private readonly List<AsyncServiceScope> scopes = [];
 
     public async Task<(PortalUser Admin, Guid ProjectId)> SetupAsync(string email = "admin@bank.test")
     {
@@ -63,6 +69,7 @@ public sealed class TenancyWorld : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         if (scope is { } s) await s.DisposeAsync();
+        foreach (var extra in scopes) await extra.DisposeAsync();
         await Provider.DisposeAsync();
         await Db.DisposeAsync();
     }
