@@ -9,7 +9,7 @@ namespace Portal.Tests.Persistence;
 /// <summary>The EF model and the SQL scripts in Database/ describe the same schema, on both providers.</summary>
 public class SchemaAgreementTests
 {
-    private sealed record DbColumn(string Table, string Column, bool Nullable);
+    private sealed record DbColumn(string Table, string Column, bool Nullable, string Type);
 
     private static async Task<List<DbColumn>> ReadColumnsAsync(TestDatabase db)
     {
@@ -29,17 +29,18 @@ public class SchemaAgreementTests
             await using var cmd = conn.CreateCommand();
             if (db.Provider == DatabaseProvider.Sqlite)
             {
-                cmd.CommandText = $"SELECT name, \"notnull\", pk FROM pragma_table_info('{table}')";
+                cmd.CommandText = $"SELECT name, \"notnull\", pk, type FROM pragma_table_info('{table}')";
                 await using var r = await cmd.ExecuteReaderAsync();
                 // A SQLite primary key column is NOT NULL in effect even when not declared so.
-                while (await r.ReadAsync()) columns.Add(new DbColumn(table, r.GetString(0), r.GetInt64(1) == 0 && r.GetInt64(2) == 0));
+                while (await r.ReadAsync()) columns.Add(new DbColumn(table, r.GetString(0), r.GetInt64(1) == 0 && r.GetInt64(2) == 0, r.GetString(3).ToUpperInvariant()));
             }
             else
             {
-                cmd.CommandText = "SELECT column_name, is_nullable FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = @t";
+                cmd.CommandText = "SELECT column_name, is_nullable, data_type, character_maximum_length FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = @t";
                 var p = cmd.CreateParameter(); p.ParameterName = "@t"; p.Value = table; cmd.Parameters.Add(p);
                 await using var r = await cmd.ExecuteReaderAsync();
-                while (await r.ReadAsync()) columns.Add(new DbColumn(table, r.GetString(0), r.GetString(1) == "YES"));
+                while (await r.ReadAsync())
+                    columns.Add(new DbColumn(table, r.GetString(0), r.GetString(1) == "YES", r.IsDBNull(3) ? r.GetString(2) : $"{r.GetString(2)}({r.GetInt32(3)})"));
             }
         }
         return columns;
@@ -54,7 +55,16 @@ public class SchemaAgreementTests
             Assert.False(table is null, $"{entity.DisplayName()} is not mapped to a table");
             var store = StoreObjectIdentifier.Table(table!, entity.GetSchema());
             foreach (var p in entity.GetProperties())
-                columns.Add(new DbColumn(table!, p.GetColumnName(store)!, p.IsColumnNullable(store)));
+                columns.Add(new DbColumn(table!, p.GetColumnName(store)!, p.IsColumnNullable(store), p.GetColumnType(store).ToUpperInvariant() switch
+                {
+                    // information_schema spells types out; the model may use the short aliases.
+                    var t when t.StartsWith("VARCHAR(") => "CHARACTER VARYING" + t[7..],
+                    "TIMESTAMPTZ" => "TIMESTAMP WITH TIME ZONE",
+                    "INT" or "INT4" => "INTEGER",
+                    "INT8" => "BIGINT",
+                    "BOOL" => "BOOLEAN",
+                    var t => t,
+                }));
         }
         return columns;
     }
@@ -81,6 +91,10 @@ public class SchemaAgreementTests
         var nullability = model.Where(m => byKey[Key(m)].Nullable != m.Nullable)
             .Select(m => $"{Key(m)} (model {(m.Nullable ? "NULL" : "NOT NULL")}, database {(byKey[Key(m)].Nullable ? "NULL" : "NOT NULL")})").ToList();
         Assert.True(nullability.Count == 0, $"Nullability differs: {string.Join(", ", nullability)}");
+
+        var types = model.Where(m => !string.Equals(byKey[Key(m)].Type, m.Type, StringComparison.OrdinalIgnoreCase))
+            .Select(m => $"{Key(m)} (model {m.Type}, database {byKey[Key(m)].Type})").ToList();
+        Assert.True(types.Count == 0, $"Column types differ: {string.Join(", ", types)}");
     }
 
     [Theory]
