@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Configuration;
@@ -48,6 +49,14 @@ public static class PortalDomainServices
 
         services.AddSingleton(sp => Security.SecretProtector.FromConfiguration(configuration, options,
             sp.GetService<Microsoft.Extensions.Logging.ILoggerFactory>()?.CreateLogger("Portal.Security")));
+        // Identity's token providers (password reset, 2FA) need data protection. Registered here rather than in the web
+        // host so the worker and tests resolve UserManager too, and all processes share one key ring.
+        services.AddDataProtection().SetApplicationName("governance-portal")
+            .PersistKeysToFileSystem(new DirectoryInfo(Path.GetFullPath(Path.Combine(options.DataDirectory, "keys"))));
+        // The key ring itself is encrypted at rest with the portal's secret keys.
+        services.AddOptions<Microsoft.AspNetCore.DataProtection.KeyManagement.KeyManagementOptions>()
+            .Configure<Security.SecretProtector>((o, protector) => o.XmlEncryptor = new Security.SecretXmlEncryptor(protector));
+
         services.AddSingleton<SuiteService>();
         services.AddSingleton<ProjectAccess>();
         services.AddSingleton<ProjectService>();

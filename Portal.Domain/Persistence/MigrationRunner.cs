@@ -90,6 +90,14 @@ public sealed class MigrationRunner(DatabaseProvider provider, string connection
                 await using var tx = await conn.BeginTransactionAsync(ct);
                 try
                 {
+                    // Another runner (a second portal or the worker) may have applied it since we read the list. PostgreSQL
+                    // runners are serialized by the advisory lock; SQLite ones by the write lock this transaction takes.
+                    if (await IsAppliedAsync(conn, tx, script.Version, ct))
+                    {
+                        await tx.RollbackAsync(ct);
+                        already.Add(script.ResourcePath);
+                        continue;
+                    }
                     await ExecAsync(conn, tx, script.Sql, ct);
                     await using var insert = conn.CreateCommand();
                     insert.Transaction = tx;
@@ -147,6 +155,15 @@ public sealed class MigrationRunner(DatabaseProvider provider, string connection
         var unknown = applied.Keys.Where(v => !known.Contains(v)).OrderBy(v => v, StringComparer.Ordinal).ToList();
         if (unknown.Count > 0)
             throw new MigrationException($"The database has scripts this build does not know ({string.Join(", ", unknown)}); it was upgraded by a newer version of the portal.");
+    }
+
+    private static async Task<bool> IsAppliedAsync(DbConnection conn, DbTransaction tx, string version, CancellationToken ct)
+    {
+        await using var cmd = conn.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = "SELECT count(*) FROM schema_migrations WHERE version = @v";
+        AddParam(cmd, "@v", version);
+        return Convert.ToInt64(await cmd.ExecuteScalarAsync(ct)) > 0;
     }
 
     private static async Task<Dictionary<string, string>> ReadAppliedAsync(DbConnection conn, CancellationToken ct)

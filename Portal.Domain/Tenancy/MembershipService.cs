@@ -154,9 +154,13 @@ public sealed class MembershipService(IDbContextFactory<PortalDbContext> dbFacto
         }
     }
 
-    private static bool IsSerializationFailure(Exception e) =>
-        e is Npgsql.PostgresException { SqlState: "40001" or "40P01" } || e.InnerException is Npgsql.PostgresException { SqlState: "40001" or "40P01" }
-        || e is Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 5 } || e.InnerException is Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 5 };
+    // The provider's execution strategy wraps the failure twice (InvalidOperationException > DbUpdateException > driver), so walk the chain.
+    private static bool IsSerializationFailure(Exception? e)
+    {
+        for (; e is not null; e = e.InnerException)
+            if (e is Npgsql.PostgresException { SqlState: "40001" or "40P01" } or Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 5 }) return true;
+        return false;
+    }
 
     private static string Truncate(string s) => s.Length <= 60 ? s : s[..60] + "…";
 

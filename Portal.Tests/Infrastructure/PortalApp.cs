@@ -2,6 +2,7 @@ using System.Net;
 using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Portal.Domain.Suite;
@@ -20,6 +21,9 @@ public sealed class PortalApp : WebApplicationFactory<Program>
     public string? BaseUrl { get; private set; }
     public CapturedLogs Logs { get; } = new();
 
+    /// <summary>Service overrides applied after the portal's own registrations (e.g. a shorter security-stamp interval).</summary>
+    public Action<IServiceCollection>? ConfigureServices { get; init; }
+
     public PortalApp(TestDatabase database, Dictionary<string, string?>? settings = null)
     {
         Database = database;
@@ -29,11 +33,15 @@ public sealed class PortalApp : WebApplicationFactory<Program>
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         builder.UseEnvironment("Testing");
+        // Outside Development the host serves package assets (_content/Radzen.Blazor/...) only from a published
+        // wwwroot; tests run from the build output, so read them where the build manifest says they are.
+        builder.UseStaticWebAssets();
         foreach (var (k, v) in Database.Settings) builder.UseSetting(k, v);
         builder.UseSetting("Jobs:RunInPortal", "false");
         builder.UseSetting("Urls", "http://127.0.0.1:0");
         foreach (var (k, v) in extra) builder.UseSetting(k, v);
         builder.ConfigureLogging(l => l.AddProvider(Logs));
+        if (ConfigureServices is not null) builder.ConfigureTestServices(ConfigureServices);
     }
 
     /// <summary>Serves on a real loopback port (for Chromium) and returns the base address.</summary>

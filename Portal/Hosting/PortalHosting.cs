@@ -1,7 +1,6 @@
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Components.Authorization;
-using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.AspNetCore.Identity;
@@ -33,7 +32,6 @@ public static class PortalHosting
 
         var services = builder.Services;
         services.AddPortalDomain(builder.Configuration);
-        var dbOptions = builder.Configuration.GetSection(DatabaseOptions.Section).Get<DatabaseOptions>() ?? new DatabaseOptions();
 
         services.AddRazorComponents().AddInteractiveServerComponents();
         services.AddRadzenComponents();
@@ -72,10 +70,6 @@ public static class PortalHosting
             o.AddPolicy(OrgAdmin.Policy, p => p.RequireAuthenticatedUser().RequireClaim(OrgAdmin.Claim, "true"));
         });
 
-        var keysDir = Path.GetFullPath(Path.Combine(dbOptions.DataDirectory, "keys"));
-        services.AddDataProtection().SetApplicationName("governance-portal").PersistKeysToFileSystem(new DirectoryInfo(keysDir));
-        services.AddOptions<Microsoft.AspNetCore.DataProtection.KeyManagement.KeyManagementOptions>()
-            .Configure<Portal.Domain.Security.SecretProtector>((o, protector) => o.XmlEncryptor = new SecretXmlEncryptor(protector));
 
         services.AddProblemDetails();
         services.AddHealthChecks()
@@ -131,7 +125,13 @@ public static class PortalHosting
         app.MapGet("/metrics", (HttpContext ctx, PrometheusMetrics metrics, IConfiguration config) =>
         {
             var token = config["Metrics:BearerToken"];
-            if (!string.IsNullOrEmpty(token) && ctx.Request.Headers.Authorization != $"Bearer {token}") return Results.Unauthorized();
+            if (!string.IsNullOrEmpty(token) && !System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(
+                    System.Text.Encoding.UTF8.GetBytes(ctx.Request.Headers.Authorization.ToString()), System.Text.Encoding.UTF8.GetBytes($"Bearer {token}")))
+            {
+                // A body keeps the status-code pages from replacing this 401 with the HTML not-found page (or /setup).
+                ctx.Response.Headers.WWWAuthenticate = "Bearer";
+                return Results.Problem(statusCode: StatusCodes.Status401Unauthorized, title: "Metrics need the bearer token configured in Metrics:BearerToken.");
+            }
             return Results.Text(metrics.Render(), "text/plain; version=0.0.4; charset=utf-8");
         }).AllowAnonymous().ExcludeFromDescription();
         return app;

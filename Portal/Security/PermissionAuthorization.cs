@@ -84,7 +84,9 @@ public sealed class PermissionHandler(ProjectAccess access) : AuthorizationHandl
 
 /// <summary>
 /// A signed-in user asking for a project they do not belong to gets 404, exactly like a project that does not exist;
-/// API callers get problem details instead of a redirect to the sign-in page.
+/// a member whose role lacks the permission gets 403. Pages answer with that status and render the router's
+/// NotAuthorized view (AccessProblem), which explains the denial; API callers get problem details; anyone not signed
+/// in is sent to the sign-in page (APIs: 401).
 /// </summary>
 public sealed class PortalAuthorizationResultHandler : IAuthorizationMiddlewareResultHandler
 {
@@ -93,20 +95,25 @@ public sealed class PortalAuthorizationResultHandler : IAuthorizationMiddlewareR
     public async Task HandleAsync(RequestDelegate next, HttpContext context, AuthorizationPolicy policy, PolicyAuthorizationResult result)
     {
         var isApi = context.Request.Path.StartsWithSegments("/api");
-        if (result.Forbidden && result.AuthorizationFailure?.FailureReasons.Any(r => r is NotAProjectMember) == true)
+        if ((result.Challenged && !isApi) || (!result.Challenged && !result.Forbidden))
         {
-            context.Response.StatusCode = StatusCodes.Status404NotFound;
-            if (isApi) await Results.Problem(statusCode: 404, title: "Not found").ExecuteAsync(context);
-            else await next(context); // the page renders its own not-found state for a project it cannot load
+            await fallback.HandleAsync(next, context, policy, result);
             return;
         }
-        if (isApi && (result.Challenged || result.Forbidden))
+        var notMember = result.Forbidden && result.AuthorizationFailure?.FailureReasons.Any(r => r is NotAProjectMember) == true;
+        var status = result.Challenged ? StatusCodes.Status401Unauthorized : notMember ? StatusCodes.Status404NotFound : StatusCodes.Status403Forbidden;
+        context.Response.StatusCode = status;
+        // Only a page read is passed on: the page's router checks the same policy again and renders the explanation
+        // instead of the page. Anything else (an API, a form post) must never reach its handler.
+        var isPageRead = !isApi && HttpMethods.IsGet(context.Request.Method)
+            && context.GetEndpoint()?.Metadata.GetMetadata<Microsoft.AspNetCore.Components.Endpoints.ComponentTypeMetadata>() is not null;
+        if (isPageRead)
         {
-            var status = result.Challenged ? 401 : 403;
-            await Results.Problem(statusCode: status, title: result.Challenged ? "Authentication required" : "Forbidden",
-                detail: result.Forbidden ? string.Join("; ", result.AuthorizationFailure?.FailureReasons.Select(r => r.Message) ?? []) : null).ExecuteAsync(context);
+            await next(context);
             return;
         }
-        await fallback.HandleAsync(next, context, policy, result);
+        await Results.Problem(statusCode: status,
+            title: status switch { 401 => "Authentication required", 404 => "Not found", _ => "Forbidden" },
+            detail: status == 403 ? string.Join("; ", result.AuthorizationFailure?.FailureReasons.Select(r => r.Message) ?? []) : null).ExecuteAsync(context);
     }
 }

@@ -1,4 +1,6 @@
 using System.Security.Claims;
+using Microsoft.AspNetCore.Antiforgery;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.AspNetCore.Mvc;
 using Portal.Domain.Tenancy;
@@ -9,10 +11,16 @@ internal static class IdentityComponentsEndpointRouteBuilderExtensions
 {
     public static IEndpointConventionBuilder MapAdditionalIdentityEndpoints(this IEndpointRouteBuilder endpoints)
     {
-        var accountGroup = endpoints.MapGroup("/Account");
+        // UseAntiforgery only records its verdict; minimal APIs enforce it only when they bind form data, which
+        // LogoutEverywhere does not. Require the token and refuse a request without a valid one explicitly.
+        var accountGroup = endpoints.MapGroup("/Account")
+            .WithMetadata(new RequireAntiforgeryTokenAttribute())
+            .AddEndpointFilter(async (context, next) =>
+                context.HttpContext.Features.Get<IAntiforgeryValidationFeature>() is { IsValid: true }
+                    ? await next(context)
+                    : TypedResults.Problem(statusCode: StatusCodes.Status400BadRequest, title: "The form has expired or did not come from this site. Reload the page and try again."));
 
-        // Antiforgery is validated by the framework for form posts to minimal APIs.
-        accountGroup.MapPost("/Logout", async (ClaimsPrincipal user, [FromServices] SignInManager<PortalUser> signInManager, [FromForm] string? returnUrl) =>
+        accountGroup.MapPost("/Logout", async ([FromServices] SignInManager<PortalUser> signInManager) =>
         {
             await signInManager.SignOutAsync();
             return TypedResults.LocalRedirect("~/Account/Login");

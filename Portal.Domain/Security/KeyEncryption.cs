@@ -1,8 +1,9 @@
+using Microsoft.Extensions.DependencyInjection;
 using System.Xml.Linq;
 using Microsoft.AspNetCore.DataProtection.XmlEncryption;
-using Portal.Domain.Security;
 
-namespace Portal.Hosting;
+
+namespace Portal.Domain.Security;
 
 /// <summary>
 /// Encrypts the portal's ASP.NET data-protection keys (which protect sign-in cookies and antiforgery tokens) at rest
