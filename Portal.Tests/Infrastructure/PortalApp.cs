@@ -29,6 +29,9 @@ public sealed class PortalApp : WebApplicationFactory<Program>
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         builder.UseEnvironment("Testing");
+        // Outside Development the host does not read the static web assets manifest, so the packages' files
+        // (_content/Radzen.Blazor/...) would answer 404 in the browser; a published portal has them in wwwroot.
+        builder.UseStaticWebAssets();
         foreach (var (k, v) in Database.Settings) builder.UseSetting(k, v);
         builder.UseSetting("Jobs:RunInPortal", "false");
         builder.UseSetting("Urls", "http://127.0.0.1:0");
@@ -36,10 +39,33 @@ public sealed class PortalApp : WebApplicationFactory<Program>
         builder.ConfigureLogging(l => l.AddProvider(Logs));
     }
 
+    private bool kestrel;
+
+    /// <summary>
+    /// A portal served by Kestrel on a free loopback port from the start, so a browser test may seed data through
+    /// <see cref="Services"/> before it opens Chromium (the in-memory TestServer cannot be swapped afterwards).
+    /// </summary>
+    public static PortalApp ForBrowser(TestDatabase database, Dictionary<string, string?>? settings = null)
+    {
+        var app = new PortalApp(database, settings);
+        app.UseKestrel(0);
+        app.kestrel = true;
+        return app;
+    }
+
     /// <summary>Serves on a real loopback port (for Chromium) and returns the base address.</summary>
     public string StartKestrel()
     {
-        UseKestrel(0);
+        if (BaseUrl is not null) return BaseUrl;
+        if (!kestrel)
+        {
+            try { UseKestrel(0); }
+            catch (InvalidOperationException e)
+            {
+                throw new InvalidOperationException("The portal already runs in memory: create it with PortalApp.ForBrowser(db) to use Services before StartKestrel().", e);
+            }
+            kestrel = true;
+        }
         StartServer();
         var addresses = Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>()
             .Features.Get<Microsoft.AspNetCore.Hosting.Server.Features.IServerAddressesFeature>()!.Addresses;

@@ -84,7 +84,8 @@ public sealed class PermissionHandler(ProjectAccess access) : AuthorizationHandl
 
 /// <summary>
 /// A signed-in user asking for a project they do not belong to gets 404, exactly like a project that does not exist;
-/// API callers get problem details instead of a redirect to the sign-in page.
+/// a member whose role or module does not allow a page gets 403 with the page's own explanation (AccessProblem says
+/// which role they have or which module is off) instead of a generic redirect. API callers get problem details.
 /// </summary>
 public sealed class PortalAuthorizationResultHandler : IAuthorizationMiddlewareResultHandler
 {
@@ -93,11 +94,14 @@ public sealed class PortalAuthorizationResultHandler : IAuthorizationMiddlewareR
     public async Task HandleAsync(RequestDelegate next, HttpContext context, AuthorizationPolicy policy, PolicyAuthorizationResult result)
     {
         var isApi = context.Request.Path.StartsWithSegments("/api");
+        // Only a Razor page may run after a denial: its router checks the same policy again and renders AccessProblem
+        // instead of the page. Any other endpoint must never execute for a denied caller.
+        var isPage = context.GetEndpoint()?.Metadata.GetMetadata<Microsoft.AspNetCore.Components.Endpoints.ComponentTypeMetadata>() is not null;
         if (result.Forbidden && result.AuthorizationFailure?.FailureReasons.Any(r => r is NotAProjectMember) == true)
         {
             context.Response.StatusCode = StatusCodes.Status404NotFound;
             if (isApi) await Results.Problem(statusCode: 404, title: "Not found").ExecuteAsync(context);
-            else await next(context); // the page renders its own not-found state for a project it cannot load
+            else if (isPage) await next(context);
             return;
         }
         if (isApi && (result.Challenged || result.Forbidden))
@@ -105,6 +109,12 @@ public sealed class PortalAuthorizationResultHandler : IAuthorizationMiddlewareR
             var status = result.Challenged ? 401 : 403;
             await Results.Problem(statusCode: status, title: result.Challenged ? "Authentication required" : "Forbidden",
                 detail: result.Forbidden ? string.Join("; ", result.AuthorizationFailure?.FailureReasons.Select(r => r.Message) ?? []) : null).ExecuteAsync(context);
+            return;
+        }
+        if (result.Forbidden && isPage && context.User.Identity?.IsAuthenticated == true)
+        {
+            context.Response.StatusCode = StatusCodes.Status403Forbidden;
+            await next(context);
             return;
         }
         await fallback.HandleAsync(next, context, policy, result);
