@@ -66,12 +66,15 @@ public class FirstRunJourneyTests(BrowserFixture browser, ITestOutputHelper outp
             await page.Locator("#toggle-governance").ClickAsync();
             await Expect(page.Locator("#module-governance")).ToContainTextAsync("Enabled");
             await Expect(page.Locator("#toggle-governance")).ToHaveTextAsync("Disable");
+            await b.DismissNotificationsAsync();
             if (shots) await b.ScreenshotAsync("enterprise-installed");
 
             // The shell's overview follows the toggle without a reload.
             await nav.GetByRole(AriaRole.Link, new() { Name = "Overview" }).ClickAsync();
             await Expect(page.Locator("#stat-modules")).ToHaveTextAsync("2 of 5");
             await Expect(page.Locator("#stat-suite")).ToHaveTextAsync("Enterprise Plus");
+            await Expect(page.Locator("#overview-modules li").Filter(new() { HasText = "Governance" })).ToContainTextAsync("On");
+            await b.DismissNotificationsAsync();
             if (shots) await b.ScreenshotAsync("project-overview");
 
             await nav.GetByRole(AriaRole.Link, new() { Name = "Enterprise Suite" }).ClickAsync();
@@ -82,6 +85,7 @@ public class FirstRunJourneyTests(BrowserFixture browser, ITestOutputHelper outp
 
             await nav.GetByRole(AriaRole.Link, new() { Name = "Overview" }).ClickAsync();
             await Expect(page.Locator("#stat-modules")).ToHaveTextAsync("1 of 5");
+            await Expect(page.Locator("#overview-modules li").Filter(new() { HasText = "Governance" })).ToContainTextAsync("Off");
         });
     }
 }

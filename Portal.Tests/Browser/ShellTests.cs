@@ -55,7 +55,7 @@ public class ShellTests(BrowserFixture browser, ITestOutputHelper output)
             await b.GotoAsync($"/p/{payments}/enterprise");
             await b.WaitInteractiveAsync();
             await Expect(page.Locator("#module-governance")).ToContainTextAsync("Enabled");
-            await b.ScreenshotAsync("enterprise-dark");
+            await b.ScreenshotAsync("enterprise-dark"); // a full page load: the theme choice survives it
             await page.GetByRole(AriaRole.Navigation, new() { Name = "Main navigation" }).GetByRole(AriaRole.Link, new() { Name = "Members" }).ClickAsync();
             await Expect(page.Locator("#members-grid")).ToContainTextAsync("ada@northwind.test");
             await b.ScreenshotAsync("members-dark");
