@@ -44,10 +44,33 @@ public sealed class PortalApp : WebApplicationFactory<Program>
         if (ConfigureServices is not null) builder.ConfigureTestServices(ConfigureServices);
     }
 
+    private bool kestrel;
+
+    /// <summary>
+    /// A portal served by Kestrel on a free loopback port from the start, so a browser test may seed data through
+    /// <see cref="Services"/> before it opens Chromium (the in-memory TestServer cannot be swapped afterwards).
+    /// </summary>
+    public static PortalApp ForBrowser(TestDatabase database, Dictionary<string, string?>? settings = null)
+    {
+        var app = new PortalApp(database, settings);
+        app.UseKestrel(0);
+        app.kestrel = true;
+        return app;
+    }
+
     /// <summary>Serves on a real loopback port (for Chromium) and returns the base address.</summary>
     public string StartKestrel()
     {
-        UseKestrel(0);
+        if (BaseUrl is not null) return BaseUrl;
+        if (!kestrel)
+        {
+            try { UseKestrel(0); }
+            catch (InvalidOperationException e)
+            {
+                throw new InvalidOperationException("The portal already runs in memory: create it with PortalApp.ForBrowser(db) to use Services before StartKestrel().", e);
+            }
+            kestrel = true;
+        }
         StartServer();
         var addresses = Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>()
             .Features.Get<Microsoft.AspNetCore.Hosting.Server.Features.IServerAddressesFeature>()!.Addresses;

@@ -35,6 +35,8 @@ public static class PortalHosting
 
         services.AddRazorComponents().AddInteractiveServerComponents();
         services.AddRadzenComponents();
+        // Remembers light or dark across full page loads (sign-in, typed addresses); the cookie holds only the theme name.
+        services.AddRadzenCookieThemeService(o => { o.Name = "portal.theme"; o.Duration = TimeSpan.FromDays(365); o.IsSecure = false; });
         services.AddCascadingAuthenticationState();
         services.AddScoped<IdentityRedirectManager>();
         services.AddScoped<AuthenticationStateProvider, IdentityRevalidatingAuthenticationStateProvider>();

@@ -1,0 +1,82 @@
+using System.Text.RegularExpressions;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Playwright;
+using Portal.Domain.Tenancy;
+using Portal.Tests.Infrastructure;
+using Xunit.Abstractions;
+using static Microsoft.Playwright.Assertions;
+
+namespace Portal.Tests.Browser;
+
+[Collection(BrowserCollection.Name)]
+public class MembersPageTests(BrowserFixture browser, ITestOutputHelper output)
+{
+    [Fact]
+    public async Task Admin_adds_changes_and_removes_members_but_not_the_last_admin()
+    {
+        await using var db = await TestDatabase.CreateAsync("sqlite");
+        await using var app = PortalApp.ForBrowser(db);
+        var (admin, projectId) = await app.SetupAsync("ada@northwind.test");
+        // More members than one page holds (20), so the pager has somewhere to go.
+        await app.WithScopeAsync(async sp =>
+        {
+            var members = sp.GetRequiredService<MembershipService>();
+            string[] roles = [Roles.User, Roles.Data, Roles.Compliance, Roles.Security];
+            for (var i = 1; i <= 22; i++)
+                await members.AddAsync(projectId, $"member{i:00}@northwind.test", roles[i % roles.Length], admin.Id, $"Member {i:00}");
+            return 0;
+        });
+        await using var b = await browser.OpenAsync(app, output);
+
+        await b.RunAsync(async page =>
+        {
+            await b.SignInAsync("ada@northwind.test");
+            await b.GotoAsync($"/p/{projectId}/members");
+            await b.WaitInteractiveAsync();
+            var grid = page.Locator("#members-grid");
+            await Expect(grid.GetByRole(AriaRole.Row)).ToHaveCountAsync(21); // header + 20 on the first page
+            await Expect(grid.Locator(".rz-pager")).ToContainTextAsync("of 2");
+            await Expect(grid.Locator(".rz-pager")).ToContainTextAsync("23");
+
+            // A new e-mail gets a new account and a one-time password shown once.
+            await page.Locator("#add-member").ClickAsync();
+            await page.Locator("#member-email").FillAsync("aaron@northwind.test");
+            await page.Locator("#member-name").FillAsync("Aaron Auditor");
+            await b.ChooseAsync(page.Locator("#member-role"), "compliance");
+            await page.Locator("#confirm-add-member").ClickAsync();
+            var banner = page.Locator("#temp-password");
+            await Expect(banner).ToContainTextAsync("aaron@northwind.test");
+            await Expect(banner.Locator("code")).ToHaveTextAsync(new Regex("^\\S{12,}$"));
+            var aaron = grid.GetByRole(AriaRole.Row).Filter(new() { HasText = "aaron@northwind.test" });
+            await Expect(aaron).ToContainTextAsync("compliance");
+            await b.DismissNotificationsAsync();
+            await b.ScreenshotAsync("members");
+
+            // Role change through the row's dropdown, after a confirmation.
+            await b.ChooseAsync(aaron.Locator(".rz-dropdown"), "security");
+            await b.ConfirmAsync("Change role");
+            await Expect(b.Notifications.Filter(new() { HasText = "Role changed" })).ToBeVisibleAsync();
+            await Expect(aaron.Locator(".rz-dropdown")).ToContainTextAsync("security");
+            await Expect(page.Locator("#changes-grid")).ToContainTextAsync("compliance → security");
+
+            // Removal, after a confirmation.
+            await aaron.GetByRole(AriaRole.Button, new() { Name = "Remove aaron@northwind.test" }).ClickAsync();
+            await b.ConfirmAsync("Remove");
+            await Expect(b.Notifications.Filter(new() { HasText = "Member removed" })).ToBeVisibleAsync();
+            await Expect(aaron).ToHaveCountAsync(0);
+
+            // The only admin cannot remove themselves: the project would be left without one.
+            var ada = grid.GetByRole(AriaRole.Row).Filter(new() { HasText = "ada@northwind.test" });
+            await ada.GetByRole(AriaRole.Button, new() { Name = "Remove ada@northwind.test" }).ClickAsync();
+            await b.ConfirmAsync("Remove");
+            await Expect(page.Locator(".rz-notification-error")).ToContainTextAsync("Member not removed");
+            await Expect(ada).ToHaveCountAsync(1);
+
+            // The pager reaches the second page.
+            await grid.Locator(".rz-pager").GetByRole(AriaRole.Button, new() { Name = "Go to next page." }).ClickAsync();
+            await Expect(grid.GetByRole(AriaRole.Row).Filter(new() { HasText = "member22@northwind.test" })).ToHaveCountAsync(1);
+        });
+        // The error toast above is an expected outcome, not a server error.
+        Assert.Empty(app.Logs.Errors);
+    }
+}
