@@ -37,11 +37,10 @@ public static class Worker
         }
     }
 
-    public static IHost Build(string[] args, Action<IConfigurationManager>? configure = null)
+    public static IHost Build(string[] args)
     {
         var builder = Host.CreateApplicationBuilder(args);
         builder.Configuration.AddSharedSettings();
-        configure?.Invoke(builder.Configuration);
         if (string.IsNullOrWhiteSpace(builder.Configuration["Jobs:InstanceName"])) builder.Configuration["Jobs:InstanceName"] = "worker";
 
         builder.Logging.ClearProviders();

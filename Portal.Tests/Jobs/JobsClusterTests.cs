@@ -8,6 +8,7 @@ using Portal.Jobs;
 using Portal.Jobs.Housekeeping;
 using Portal.Tests.Infrastructure;
 using Quartz;
+using Xunit.Abstractions;
 
 namespace Portal.Tests.Jobs;
 
@@ -20,12 +21,13 @@ public sealed class ClusterProbeJob : IJob
     {
         var queue = Runs.GetOrAdd(context.JobDetail.Key.Name, _ => new());
         queue.Enqueue((context.Scheduler.SchedulerInstanceId, context.FireInstanceId, context.ScheduledFireTimeUtc));
-        // Long enough that a second node acquiring the same firing would overlap with this one.
-        await Task.Delay(300, cancellationToken);
+        // Long enough that a second node acquiring the same firing would overlap with this one, and that one node's
+        // thread pool cannot keep up alone, so every node takes firings.
+        await Task.Delay(context.MergedJobDataMap.GetInt("delayMs"), cancellationToken);
     }
 }
 
-public class JobsClusterTests
+public class JobsClusterTests(ITestOutputHelper output)
 {
     [Fact]
     public async Task Portal_and_two_workers_on_postgres_run_each_firing_exactly_once()
@@ -40,33 +42,44 @@ public class JobsClusterTests
         var nodes = await portal.Get<JobsDashboard>().NodesAsync();
         Assert.Equal(3, nodes.AliveNodes.Count);
 
-        const int firings = 10;
-        var name = "probe-" + Guid.NewGuid().ToString("N")[..8];
-        var job = JobBuilder.Create<ClusterProbeJob>().WithIdentity(name, "tests").Build();
-        var trigger = TriggerBuilder.Create().WithIdentity(name, "tests").ForJob(job)
-            .StartAt(DateTimeOffset.UtcNow.AddSeconds(2))
-            .WithSimpleSchedule(s => s.WithInterval(TimeSpan.FromSeconds(1)).WithRepeatCount(firings - 1))
-            .Build();
-        await scheduler.ScheduleJob(job, trigger, new ScheduleJobOptions());
+        // Many triggers due at the same instants with jobs slower than the interval: more work than one node's
+        // thread pool can hold, so the three nodes really compete for firings.
+        const int triggers = 16, firings = 6;
+        var prefix = "probe-" + Guid.NewGuid().ToString("N")[..8];
+        var names = Enumerable.Range(1, triggers).Select(i => $"{prefix}-{i}").ToList();
+        var startAt = DateTimeOffset.UtcNow.AddSeconds(3);
+        foreach (var name in names)
+        {
+            var job = JobBuilder.Create<ClusterProbeJob>().WithIdentity(name, "tests").UsingJobData("delayMs", 2000).Build();
+            var trigger = TriggerBuilder.Create().WithIdentity(name, "tests").ForJob(job).StartAt(startAt)
+                .WithSimpleSchedule(s => s.WithInterval(TimeSpan.FromSeconds(1)).WithRepeatCount(firings - 1))
+                .Build();
+            await scheduler.ScheduleJob(job, trigger, new ScheduleJobOptions());
+        }
 
-        var runs = ClusterProbeJob.Runs.GetOrAdd(name, _ => new());
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (runs.Count < firings && DateTime.UtcNow < deadline) await Task.Delay(250);
+        var expected = triggers * firings;
+        int Seen() => names.Sum(n => ClusterProbeJob.Runs.GetOrAdd(n, _ => new()).Count);
+        var deadline = DateTime.UtcNow.AddSeconds(90);
+        while (Seen() < expected && DateTime.UtcNow < deadline) await Task.Delay(250);
         await Task.Delay(3000); // a duplicate would show up here
 
-        var all = runs.ToList();
-        var detail = string.Join("\n", all.Select(r => $"{r.Scheduled:HH:mm:ss.fff} {r.Node} {r.FireInstanceId}"));
-        Assert.True(all.Count == firings, $"expected {firings} executions, saw {all.Count}:\n{detail}");
-        Assert.Equal(firings, all.Select(r => r.Scheduled).Distinct().Count());
-        Assert.Equal(firings, all.Select(r => r.FireInstanceId).Distinct().Count());
-
-        // The recorder saw the same: one job_runs row per scheduled time, all succeeded.
-        await using var ctx = db.NewContext();
-        var rows = await ctx.JobRuns.Where(r => r.JobName == name).ToListAsync();
-        Assert.Equal(firings, rows.Count);
-        Assert.Equal(firings, rows.Select(r => r.ScheduledFor).Distinct().Count());
-        Assert.All(rows, r => Assert.Equal(JobOutcomes.Succeeded, r.Outcome));
+        var all = names.SelectMany(n => ClusterProbeJob.Runs[n].Select(r => (Job: n, r.Node, r.FireInstanceId, r.Scheduled))).ToList();
+        var detail = string.Join("\n", all.OrderBy(r => r.Scheduled).ThenBy(r => r.Job).Select(r => $"{r.Scheduled:HH:mm:ss.fff} {r.Job} {r.Node} {r.FireInstanceId}"));
+        output.WriteLine(detail);
+        Assert.True(all.Count == expected, $"expected {expected} executions, saw {all.Count}:\n{detail}");
+        Assert.Equal(expected, all.Select(r => (r.Job, r.Scheduled)).Distinct().Count());
+        Assert.Equal(expected, all.Select(r => r.FireInstanceId).Distinct().Count());
         Assert.All(all, r => Assert.Contains(r.Node, nodes.AliveNodes));
+        var perNode = string.Join(", ", all.GroupBy(r => r.Node).Select(g => $"{g.Key}: {g.Count()}"));
+        output.WriteLine(perNode);
+        Assert.True(all.Select(r => r.Node).Distinct().Count() >= 2, $"only one node ran firings ({perNode}); the test did not exercise the cluster");
+
+        // The recorder saw the same: one job_runs row per trigger and scheduled time, all succeeded.
+        await using var ctx = db.NewContext();
+        var rows = await ctx.JobRuns.Where(r => r.JobGroup == "tests" && r.JobName.StartsWith(prefix)).ToListAsync();
+        Assert.Equal(expected, rows.Count);
+        Assert.Equal(expected, rows.Select(r => (r.JobName, r.ScheduledFor)).Distinct().Count());
+        Assert.All(rows, r => Assert.Equal(JobOutcomes.Succeeded, r.Outcome));
     }
 
     [Fact]
@@ -104,22 +117,22 @@ public class JobsClusterTests
         start.Environment["Database__DataDirectory"] = db.DataDirectory;
         start.Environment["Jobs__InstanceName"] = "proc-worker";
         using var process = Process.Start(start)!;
-        var output = new ConcurrentQueue<string>();
+        var lines = new ConcurrentQueue<string>();
         var ready = new TaskCompletionSource();
         process.OutputDataReceived += (_, e) =>
         {
             if (e.Data is null) return;
-            output.Enqueue(e.Data);
+            lines.Enqueue(e.Data);
             if (e.Data.Contains("is running jobs of scheduler")) ready.TrySetResult();
         };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) output.Enqueue(e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lines.Enqueue(e.Data); };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         try
         {
             var finished = await Task.WhenAny(ready.Task, process.WaitForExitAsync(), Task.Delay(TimeSpan.FromSeconds(60)));
-            Assert.True(finished == ready.Task, "worker did not report running:\n" + string.Join("\n", output));
-            Assert.Contains(output, l => l.Contains("\"Category\":\"Portal.Jobs.Worker\"") && l.Contains("proc-worker@"));
+            Assert.True(finished == ready.Task, "worker did not report running:\n" + string.Join("\n", lines));
+            Assert.Contains(lines, l => l.Contains("\"Category\":\"Portal.Jobs.Worker\"") && l.Contains("proc-worker@"));
 
             // It migrated the portal database and is a live cluster node another scheduler can see.
             using var viewer = await JobHosts.StartAsync(db, "viewer", runScheduler: false);

@@ -101,6 +101,23 @@ public class JobsDashboardTests
 
     [Theory]
     [MemberData(nameof(Providers.Both), MemberType = typeof(Providers))]
+    public async Task Run_now_still_runs_a_paused_job_once_and_leaves_it_paused(string provider)
+    {
+        await using var db = await TestDatabase.CreateAsync(provider);
+        using var host = await JobHosts.StartAsync(db, "node");
+        var dashboard = host.Services.GetRequiredService<JobsDashboard>();
+        await dashboard.PauseAsync(HousekeepingJob.Key.Group, HousekeepingJob.Key.Name);
+
+        await dashboard.RunNowAsync(HousekeepingJob.Key.Group, HousekeepingJob.Key.Name);
+
+        var run = await JobHosts.WaitForFinishedRunAsync(host.Services.GetRequiredService<JobRunLog>(), HousekeepingJob.Key, RunTimeout);
+        Assert.Equal(JobOutcomes.Succeeded, run.Outcome);
+        var job = Assert.Single(await dashboard.ListAsync(), j => j.Name == HousekeepingJob.Key.Name);
+        Assert.Equal(JobStates.Paused, job.State);
+    }
+
+    [Theory]
+    [MemberData(nameof(Providers.Both), MemberType = typeof(Providers))]
     public async Task A_pause_survives_a_restart_that_re_declares_the_job(string provider)
     {
         await using var db = await TestDatabase.CreateAsync(provider);
