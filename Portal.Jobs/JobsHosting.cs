@@ -77,7 +77,6 @@ public static class JobsHosting
 
             q.ScheduleJob<HousekeepingJob>(
                 t => t.WithIdentity(HousekeepingJob.Key.Name, HousekeepingJob.Key.Group)
-                    .WithDescription("Hourly")
                     .WithCronSchedule(HousekeepingJob.Cron, c => c.InTimeZone(TimeZoneInfo.Utc).WithMisfireInstruction(CronTriggerMisfireInstruction.FireAndProceed)),
                 j => j.WithIdentity(HousekeepingJob.Key).WithDescription(HousekeepingJob.Description).DisallowConcurrentExecution());
         });
