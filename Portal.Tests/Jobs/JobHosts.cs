@@ -45,6 +45,22 @@ public static class JobHosts
     public static Task<IScheduler> SchedulerAsync(this IServiceProvider services) =>
         Task.FromResult(services.GetRequiredKeyedService<IScheduler>(JobsHosting.SchedulerName));
 
+    /// <summary>
+    /// Waits until the store shows the nodes a test expects: a node starts its scheduler after the host has started
+    /// and checks in shortly after that, so a single read right after start can miss it.
+    /// </summary>
+    public static async Task<SchedulerNodes> WaitForNodesAsync(JobsDashboard dashboard, Func<SchedulerNodes, bool> expected, TimeSpan? timeout = null)
+    {
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(30));
+        while (true)
+        {
+            var nodes = await dashboard.NodesAsync();
+            if (expected(nodes)) return nodes;
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"cluster never reached the expected nodes; last seen: {string.Join(", ", nodes.AliveNodes)}");
+            await Task.Delay(200);
+        }
+    }
+
     /// <summary>Waits for a finished run of the job (succeeded or failed), newest first.</summary>
     public static async Task<JobRun> WaitForFinishedRunAsync(JobRunLog log, JobKey key, TimeSpan timeout, Func<JobRun, bool>? match = null)
     {

@@ -39,8 +39,7 @@ public class JobsClusterTests(ITestOutputHelper output)
         using var workerB = await JobHosts.StartAsync(db, "worker-b");
 
         var scheduler = await portal.Services.SchedulerAsync();
-        var nodes = await portal.Get<JobsDashboard>().NodesAsync();
-        Assert.Equal(3, nodes.AliveNodes.Count);
+        var nodes = await JobHosts.WaitForNodesAsync(portal.Get<JobsDashboard>(), n => n.AliveNodes.Count == 3);
 
         // Many triggers due at the same instants with jobs slower than the interval: more work than one node's
         // thread pool can hold, so the three nodes really compete for firings.
@@ -91,7 +90,7 @@ public class JobsClusterTests(ITestOutputHelper output)
         using var worker = await JobHosts.StartAsync(db, "worker-only");
 
         var dashboard = portal.Get<JobsDashboard>();
-        var nodes = await dashboard.NodesAsync();
+        var nodes = await JobHosts.WaitForNodesAsync(dashboard, n => n.AliveNodes.Count > 0);
         Assert.False(nodes.ThisProcessRunsJobs);
         var alive = Assert.Single(nodes.AliveNodes);
         Assert.StartsWith("worker-only@", alive);
@@ -136,8 +135,8 @@ public class JobsClusterTests(ITestOutputHelper output)
 
             // It migrated the portal database and is a live cluster node another scheduler can see.
             using var viewer = await JobHosts.StartAsync(db, "viewer", runScheduler: false);
-            var nodes = await viewer.Services.GetRequiredService<JobsDashboard>().NodesAsync();
-            Assert.Contains(nodes.AliveNodes, n => n.StartsWith("proc-worker@", StringComparison.Ordinal));
+            await JobHosts.WaitForNodesAsync(viewer.Services.GetRequiredService<JobsDashboard>(),
+                n => n.AliveNodes.Any(a => a.StartsWith("proc-worker@", StringComparison.Ordinal)));
         }
         finally
         {
