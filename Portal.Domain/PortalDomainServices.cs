@@ -4,6 +4,7 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
+using Portal.Domain.Operations;
 using Portal.Domain.Persistence;
 using Portal.Domain.Suite;
 using Portal.Domain.Tenancy;
@@ -62,6 +63,8 @@ public static class PortalDomainServices
         services.AddSingleton<ProjectService>();
         services.AddScoped<MembershipService>();
         services.AddScoped<SetupService>();
+        services.AddSingleton<JobRunLog>();
+        services.AddSingleton<HousekeepingService>();
         return services;
     }
 
