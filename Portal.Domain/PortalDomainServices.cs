@@ -53,6 +53,9 @@ public static class PortalDomainServices
         services.AddSingleton<ProjectService>();
         services.AddScoped<MembershipService>();
         services.AddScoped<SetupService>();
+        services.AddSingleton<Security.ApiKeys.ApiKeyService>();
+        services.AddSingleton<Security.RateLimits.RateLimiter>();
+        services.AddSingleton<Security.RateLimits.RateLimitService>();
         return services;
     }
 
