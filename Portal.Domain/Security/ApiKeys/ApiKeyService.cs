@@ -137,7 +137,7 @@ public sealed class ApiKeyService(IDbContextFactory<PortalDbContext> dbFactory, 
             old.ReplacedByKeyId = issued.Entity.Id;
             old.SupersededUntil = until;
             var change = Change(old, ApiKeyActions.Rotated, actor, now);
-            change.Reason = overlap == TimeSpan.Zero ? "no overlap" : $"overlap {overlap}";
+            change.Reason = overlap == TimeSpan.Zero ? "no overlap" : $"overlap {overlap.TotalHours:0.##} h, until {until:yyyy-MM-dd HH:mm} UTC";
             db.ApiKeyChanges.Add(change);
             await db.SaveChangesAsync(ct);
             await tx.CommitAsync(ct);
