@@ -23,6 +23,7 @@ CREATE TABLE api_keys (
     CONSTRAINT fk_api_keys_projects_project_id FOREIGN KEY (project_id) REFERENCES projects (id) ON DELETE CASCADE
 );
 
+-- Unique across projects: authentication finds the key by prefix before it knows the project.
 CREATE UNIQUE INDEX ix_api_keys_prefix ON api_keys (prefix);
 
 CREATE INDEX ix_api_keys_project_id_created_at ON api_keys (project_id, created_at);
