@@ -65,6 +65,9 @@ public static class PortalDomainServices
         services.AddScoped<SetupService>();
         services.AddSingleton<JobRunLog>();
         services.AddSingleton<HousekeepingService>();
+        services.AddSingleton<Security.ApiKeys.ApiKeyService>();
+        services.AddSingleton<Security.RateLimits.RateLimiter>();
+        services.AddSingleton<Security.RateLimits.RateLimitService>();
         return services;
     }
 

@@ -23,6 +23,10 @@ public class PortalDbContext(DbContextOptions<PortalDbContext> options) : Identi
     public DbSet<ModuleSetting> ModuleSettings => Set<ModuleSetting>();
     public DbSet<SuiteChange> SuiteChanges => Set<SuiteChange>();
     public DbSet<JobRun> JobRuns => Set<JobRun>();
+    public DbSet<Security.ApiKeys.ApiKey> ApiKeys => Set<Security.ApiKeys.ApiKey>();
+    public DbSet<Security.ApiKeys.ApiKeyChange> ApiKeyChanges => Set<Security.ApiKeys.ApiKeyChange>();
+    public DbSet<Security.RateLimits.RateLimit> RateLimits => Set<Security.RateLimits.RateLimit>();
+    public DbSet<Security.RateLimits.RateLimitChange> RateLimitChanges => Set<Security.RateLimits.RateLimitChange>();
 
     public bool IsSqlite => Database.ProviderName == "Microsoft.EntityFrameworkCore.Sqlite";
 
@@ -109,6 +113,7 @@ public class PortalDbContext(DbContextOptions<PortalDbContext> options) : Identi
             e.Property(x => x.InstanceName).HasMaxLength(200);
             e.HasIndex(x => new { x.JobGroup, x.JobName, x.StartedAt });
         });
+        Security.SecurityModel.Configure(b);
 
         SnakeCase.Apply(b);
     }

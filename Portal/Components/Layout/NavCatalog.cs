@@ -8,6 +8,7 @@ public static class NavCatalog
     public static readonly IReadOnlyList<NavEntry> Entries =
     [
         new("Project", "Overview", "space_dashboard", "", Portal.Domain.Tenancy.Permissions.ProjectView),
+        new("Access", "API keys", "key", "keys", Portal.Domain.Tenancy.Permissions.KeysManage),
         new("Settings", "Members", "group", "members", Portal.Domain.Tenancy.Permissions.MembersManage),
         new("Settings", "Roles", "admin_panel_settings", "roles", Portal.Domain.Tenancy.Permissions.ProjectView),
         new("Settings", "Enterprise Suite", "extension", "enterprise", Portal.Domain.Tenancy.Permissions.SuiteManage),
