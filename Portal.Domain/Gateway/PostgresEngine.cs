@@ -34,10 +34,17 @@ public sealed partial class PostgresEngine(string connectionString) : IDatasourc
         var rewritten = Rewrite(sql);
         EngineChecks.MatchPlaceholders(rewritten.Order, parameters.Select(p => p.Name));
         var types = rewritten.Order.Select(n => parameters.First(p => p.Name == n).Type).ToList();
-        await using var conn = await OpenReadOnlyAsync(TimeSpan.FromSeconds(30), ct);
-        var analysis = await ExplainAsync(conn.Connection, conn.Transaction, sql, rewritten, types, ct);
-        await DescribeAsync(conn.Connection, conn.Transaction, rewritten.Sql, types, ct);
-        return analysis;
+        try
+        {
+            await using var conn = await OpenReadOnlyAsync(TimeSpan.FromSeconds(30), ct);
+            var analysis = await ExplainAsync(conn.Connection, conn.Transaction, sql, rewritten, types, ct);
+            await DescribeAsync(conn.Connection, conn.Transaction, rewritten.Sql, types, ct);
+            return analysis;
+        }
+        catch (PostgresException e)
+        {
+            throw new DatasourceException(DatasourceErrorKind.Failed, $"PostgreSQL: {e.MessageText}", inner: e);
+        }
     }
 
     public async Task<QueryResult> ExecuteAsync(string sql, IReadOnlyList<TypedParameter> parameters, int rowCap, TimeSpan timeout, CancellationToken ct = default)
@@ -195,7 +202,7 @@ public sealed partial class PostgresEngine(string connectionString) : IDatasourc
             json = (string)(await explain.ExecuteScalarAsync(ct))!;
         await using (var deallocate = new NpgsqlCommand($"DEALLOCATE {PreparedName}", conn, tx)) await deallocate.ExecuteNonQueryAsync(ct);
 
-        var relations = new List<(string Table, string Alias)>();
+        var relations = new List<(string Schema, string Table, string Alias)>();
         var strings = new List<string>();
         var nodeTypes = new HashSet<string>(StringComparer.Ordinal);
         using (var doc = JsonDocument.Parse(json))
@@ -206,14 +213,20 @@ public sealed partial class PostgresEngine(string connectionString) : IDatasourc
         if (nodeTypes.Contains("LockRows"))
             throw new DatasourceException(DatasourceErrorKind.Rejected, "Only read-only statements are accepted; this statement locks rows (FOR UPDATE/SHARE).");
 
+        // EXPLAIN qualifies column names only when the query has more than one relation, so every column of each
+        // scanned table is looked for both as alias.column and bare; a false match only masks more, never less.
+        var columnsOf = await ColumnsOfAsync(conn, tx, relations.Select(r => (r.Schema, r.Table)).Distinct().ToList(), ct);
         var reads = new List<ColumnRead>();
-        foreach (var (table, alias) in relations)
+        foreach (var (schema, table, alias) in relations)
         {
-            var columnRef = new Regex($@"(?<![\w""]){Regex.Escape(alias)}\.(?:""(?<c>[^""]+)""|(?<c>\*|[A-Za-z_][\w$]*))", RegexOptions.CultureInvariant);
-            var found = false;
-            foreach (var s in strings)
-                foreach (Match m in columnRef.Matches(s)) { reads.Add(new(table, m.Groups["c"].Value)); found = true; }
-            if (!found) reads.Add(new(table, "*"));
+            var wholeRow = new Regex($@"(?<![\w""]){Regex.Escape(alias)}\.\*", RegexOptions.CultureInvariant);
+            if (strings.Any(wholeRow.IsMatch)) reads.Add(new(table, "*"));
+            foreach (var column in columnsOf.GetValueOrDefault((schema, table), []))
+            {
+                var name = Regex.Escape(column);
+                var reference = new Regex($@"(?<![\w$""])(?:{Regex.Escape(alias)}\.)?(?:""{name}""|{name})(?![\w$""])", RegexOptions.CultureInvariant);
+                if (strings.Any(reference.IsMatch)) reads.Add(new(table, column));
+            }
         }
         return new StatementAnalysis(relations.Select(r => r.Table).Distinct().ToList(), reads.Distinct().ToList(),
             !nodeTypes.Overlaps(MultiSourceNodes), rewritten.Order);
@@ -223,7 +236,8 @@ public sealed partial class PostgresEngine(string connectionString) : IDatasourc
             var nodeType = node.TryGetProperty("Node Type", out var type) ? type.GetString()! : "";
             nodeTypes.Add(nodeType);
             if (node.TryGetProperty("Relation Name", out var rel))
-                relations.Add((rel.GetString()!, node.TryGetProperty("Alias", out var a) ? a.GetString()! : rel.GetString()!));
+                relations.Add((node.TryGetProperty("Schema", out var sc) ? sc.GetString()! : "public", rel.GetString()!,
+                    node.TryGetProperty("Alias", out var a) ? a.GetString()! : rel.GetString()!));
             foreach (var prop in node.EnumerateObject())
             {
                 if (prop.Name == "Plans")
@@ -243,6 +257,26 @@ public sealed partial class PostgresEngine(string connectionString) : IDatasourc
                     strings.AddRange(prop.Value.EnumerateArray().Where(v => v.ValueKind == JsonValueKind.String).Select(v => v.GetString()!));
             }
         }
+    }
+
+    private static async Task<Dictionary<(string Schema, string Table), List<string>>> ColumnsOfAsync(
+        NpgsqlConnection conn, NpgsqlTransaction tx, IReadOnlyList<(string Schema, string Table)> relations, CancellationToken ct)
+    {
+        var result = new Dictionary<(string, string), List<string>>();
+        if (relations.Count == 0) return result;
+        await using var cmd = Command(
+            "SELECT n.nspname::text, c.relname::text, a.attname::text FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid " +
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relname = ANY($1) ORDER BY a.attnum",
+            conn, tx, [new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text, Value = relations.Select(r => r.Table).Distinct().ToArray() }]);
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            var key = (reader.GetString(0), reader.GetString(1));
+            if (!relations.Contains(key)) continue;
+            if (!result.TryGetValue(key, out var list)) result[key] = list = [];
+            list.Add(reader.GetString(2));
+        }
+        return result;
     }
 
     /// <summary>

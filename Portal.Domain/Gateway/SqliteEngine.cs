@@ -155,7 +155,8 @@ public sealed class SqliteEngine(string path) : IDatasourceEngine
             switch (action)
             {
                 case SqliteRead:
-                    reads.Add(new(p0, string.IsNullOrEmpty(p1) ? "*" : p1));
+                    // An empty column name means the table is referenced but no column is extracted (count(*)).
+                    reads.Add(new(p0, p1 ?? ""));
                     // Reads through a view name the view as the innermost context; the view's own columns are not base data.
                     if (!string.IsNullOrEmpty(view)) views.Add(view);
                     return raw.SQLITE_OK;
@@ -200,7 +201,7 @@ public sealed class SqliteEngine(string path) : IDatasourceEngine
             reads.RemoveAll(r => views.Contains(r.Table));
             var analysis = new StatementAnalysis(
                 reads.Select(r => r.Table).Distinct(StringComparer.OrdinalIgnoreCase).ToList(),
-                reads.Distinct().ToList(), trusted, placeholders);
+                reads.Where(r => r.Column.Length > 0).Distinct().ToList(), trusted, placeholders);
             var result = (stmt, analysis);
             stmt = null;
             return result;

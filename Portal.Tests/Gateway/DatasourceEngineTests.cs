@@ -117,6 +117,13 @@ public class DatasourceEngineTests(GatewayEngines engines) : IClassFixture<Gatew
         Assert.True(join.OriginsTrusted);
         Assert.Equal(["status"], join.Placeholders);
 
+        // A single-table plan prints columns unqualified on PostgreSQL; they still count.
+        var single = await engine.AnalyzeAsync("SELECT substr(ssn, 1, 3) AS s FROM customers", []);
+        Assert.Equal([new ColumnRead("customers", "ssn")], single.ColumnsRead);
+        var count = await engine.AnalyzeAsync("SELECT count(*) AS n FROM customers", []);
+        Assert.Equal(["customers"], count.TablesRead);
+        Assert.Empty(count.ColumnsRead);
+
         var view = await engine.AnalyzeAsync($"SELECT name, ssn FROM {SampleDatasource.ContactsView}", []);
         Assert.Equal(["customers"], view.TablesRead);
         Assert.Contains(new ColumnRead("customers", "ssn"), view.ColumnsRead);

@@ -57,6 +57,10 @@ public class MaskingTests(GatewayEngines engines, ITestOutputHelper output) : IC
             "SELECT city, name FROM customers UNION ALL SELECT email, phone FROM customers",
             "WITH u AS (SELECT name AS v FROM customers UNION ALL SELECT ssn FROM customers) SELECT v FROM u",
             "SELECT name FROM customers EXCEPT SELECT ssn FROM customers WHERE id < 0 UNION ALL SELECT ssn FROM customers",
+            "SELECT name FROM customers WHERE 1 = 0 UNION ALL SELECT ssn FROM customers",
+            "SELECT name FROM customers WHERE id < 0 UNION SELECT card_number FROM customers",
+            "WITH u AS (SELECT name AS v FROM customers WHERE 1 = 0 UNION ALL SELECT email FROM customers) SELECT v FROM u",
+            "SELECT name FROM (SELECT name FROM customers WHERE 1 = 0 UNION ALL SELECT phone FROM customers) x",
             "WITH RECURSIVE r(x, n) AS (SELECT ssn, 1 FROM customers UNION ALL SELECT x, n + 1 FROM r WHERE n < 2) SELECT x FROM r",
             $"SELECT * FROM {SampleDatasource.ContactsView}",
             $"SELECT ssn, email, phone FROM {SampleDatasource.ContactsView}",
@@ -141,6 +145,12 @@ public class MaskingTests(GatewayEngines engines, ITestOutputHelper output) : IC
         var clean = Masking.Apply(await engine.ExecuteAsync("SELECT count(*) AS n, upper(city) AS c FROM customers GROUP BY city ORDER BY c", [], 100, Timeout), "analyst");
         Assert.All(clean.Masking, m => Assert.Null(m.Mask));
         Assert.DoesNotContain(clean.Rows, r => r.Contains(MaskingEngine.Redacted));
+
+        var count = Masking.Apply(await engine.ExecuteAsync("SELECT count(*) AS n FROM customers", [], 1, Timeout), "analyst");
+        Assert.Equal(SampleDatasource.Customers.Count, Convert.ToInt32(count.Rows[0][0]));
+
+        var wholeRow = await engine.AnalyzeAsync(provider == "sqlite" ? "SELECT json_object('r', c.ssn) AS j FROM customers c" : "SELECT row_to_json(c) AS j FROM customers c", []);
+        Assert.Contains(wholeRow.ColumnsRead, r => r.Table == "customers" && r.Column is "ssn" or "*");
 
         var tainted = Masking.Apply(await engine.ExecuteAsync("SELECT count(*) AS n FROM customers WHERE ssn LIKE '1%'", [], 100, Timeout), "analyst");
         Assert.Equal(MaskingEngine.Redacted, tainted.Rows[0][0]);
