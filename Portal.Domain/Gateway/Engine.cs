@@ -19,7 +19,10 @@ public sealed class DatasourceException(DatasourceErrorKind kind, string message
     : Exception(message, inner)
 {
     public DatasourceErrorKind Kind { get; } = kind;
-    /// <summary>1-based character position in the submitted SQL, when the engine reports one.</summary>
+    /// <summary>
+    /// 1-based character position reported by the engine (PostgreSQL only). It counts in the statement as sent, where
+    /// each @name became $n, so it can drift by a few characters after a placeholder.
+    /// </summary>
     public int? Position { get; } = position;
 }
 
