@@ -22,7 +22,7 @@ public static class Program
         {
             Console.Error.WriteLine("""
                 usage:
-                  audit-ingest  [sqlite|postgres|both] [events=200000] [naive-events=3000] [producers=64]
+                  audit-ingest  [sqlite|postgres|both] [events=200000] [naive-events=3000] [producers=64] [in-flight=16]
                   audit-verify  [sqlite|postgres|both] [events=1000000]
                   audit-export  [sqlite|postgres|both] [events=1000000]
                   audit-seed    <sqlite|postgres> <connection-string> <events> [projects=1]
@@ -35,7 +35,7 @@ public static class Program
         switch (args[0])
         {
             case "audit-ingest":
-                foreach (var p in Providers(rest)) await Ingest(p, Arg(rest, 1, 200_000), Arg(rest, 2, 3_000), (int)Arg(rest, 3, 64));
+                foreach (var p in Providers(rest)) await Ingest(p, Arg(rest, 1, 200_000), Arg(rest, 2, 3_000), (int)Arg(rest, 3, 64), (int)Arg(rest, 4, 16));
                 return 0;
             case "audit-verify":
                 foreach (var p in Providers(rest)) await Verify(p, Arg(rest, 1, 1_000_000));
@@ -68,28 +68,37 @@ public static class Program
 
     // ---------------------------------------------------------------- ingest
 
-    private static async Task Ingest(DatabaseProvider provider, long events, long naiveEvents, int producers)
+    /// <summary>
+    /// Runs the group-commit writer twice — each producer with one append outstanding, then with
+    /// <paramref name="inFlight"/> outstanding (a producer standing for a gateway connection serving several requests)
+    /// — and the naive writer once, each on a fresh database.
+    /// </summary>
+    private static async Task Ingest(DatabaseProvider provider, long events, long naiveEvents, int producers, int inFlight)
     {
-        Console.WriteLine($"== audit-ingest {provider}: {producers} producers, {events:N0} events (group commit), {naiveEvents:N0} events (naive)");
+        Console.WriteLine($"== audit-ingest {provider}: {producers} producers, {events:N0} events per group-commit run, {naiveEvents:N0} events naive");
         var projects = Enumerable.Range(0, 8).Select(_ => Guid.CreateVersion7()).ToArray();
-        double groupRate, naiveRate;
-        await using (var db = await BenchDatabase.CreateAsync(provider))
+        var rates = new List<double>();
+        foreach (var depth in new[] { 1, inFlight })
         {
+            await using var db = await BenchDatabase.CreateAsync(provider);
             // Warm-up (JIT, connection, pages) outside the measurement.
             await using (var warm = new AuditWriter(db.Database, TimeProvider.System))
-                await RunProducers(producers, 2_000, projects, d => warm.AppendAsync(d));
+                await RunProducers(producers * depth, 5_000, projects, d => warm.AppendAsync(d));
             await using var writer = new AuditWriter(db.Database, TimeProvider.System);
-            var (elapsed, waits) = await RunProducers(producers, events, projects, d => writer.AppendAsync(d));
-            groupRate = events / elapsed.TotalSeconds;
-            Report("group commit", events, elapsed, waits);
-            Console.WriteLine($"   {writer.BatchesWritten:N0} batches, {writer.EventsWritten / (double)writer.BatchesWritten:F1} events/batch, " +
-                $"writer busy {writer.WriteTime.TotalSeconds:F2} s ({writer.WriteTime.TotalMilliseconds / writer.BatchesWritten:F2} ms/batch)");
+            var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+            var (elapsed, waits) = await RunProducers(producers * depth, events, projects, d => writer.AppendAsync(d));
+            var cpuUsed = Process.GetCurrentProcess().TotalProcessorTime - cpu;
+            rates.Add(events / elapsed.TotalSeconds);
+            Report($"group commit, {depth} in flight/producer", events, elapsed, waits);
+            Console.WriteLine($"      {writer.BatchesWritten:N0} batches, {writer.EventsWritten / (double)writer.BatchesWritten:F1} events/batch, " +
+                $"writer busy {writer.WriteTime.TotalSeconds:F2} s ({writer.WriteTime.TotalMilliseconds / writer.BatchesWritten:F2} ms/batch), process CPU {cpuUsed.TotalSeconds:F2} s");
             foreach (var p in projects)
             {
                 var v = await new AuditVerifier(db.Database).VerifyAsync(p);
                 if (!v.Ok) throw new InvalidOperationException(v.ToString());
             }
         }
+        double naiveRate;
         await using (var db = await BenchDatabase.CreateAsync(provider))
         {
             await using var naive = new NaiveWriter(db.Database);
@@ -98,13 +107,13 @@ public static class Program
             naiveRate = naiveEvents / elapsed.TotalSeconds;
             Report("naive SaveChanges per event", naiveEvents, elapsed, waits);
         }
-        Console.WriteLine($"   ratio group/naive: {groupRate / naiveRate:F1}x");
+        Console.WriteLine($"   ratio group/naive: {rates[0] / naiveRate:F1}x (1 in flight), {rates[1] / naiveRate:F1}x ({inFlight} in flight)");
     }
 
     private static void Report(string name, long events, TimeSpan elapsed, double[] waits)
     {
         Array.Sort(waits);
-        Console.WriteLine($"   {name,-28} {events / elapsed.TotalSeconds,12:N0} events/s  ({events:N0} in {elapsed.TotalSeconds:F2} s)  " +
+        Console.WriteLine($"   {name,-36} {events / elapsed.TotalSeconds,12:N0} events/s  ({events:N0} in {elapsed.TotalSeconds:F2} s)  " +
             $"wait p50 {Pct(waits, 0.50):F2} ms  p99 {Pct(waits, 0.99):F2} ms  max {waits[^1]:F2} ms");
     }
 

@@ -1,4 +1,3 @@
-using System.Data.Common;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -69,42 +68,39 @@ public sealed class AuditExporter(PortalDatabase database, AuditWriter writer)
             }),
         }, ct);
 
-        await using var c = AuditReader.Open(database);
-        await using var cmd = BuildQuery(c, projectId, filter);
-        await using var r = await cmd.ExecuteReaderAsync(ct);
-        var sqlite = database.Provider == DatabaseProvider.Sqlite;
+        var (where, parameters) = BuildQuery(projectId, filter);
+        // Synchronous cursor reads with asynchronous output writes: rows are read ahead by the drivers.
+        using var rows = AuditRows.Open(database, where, parameters);
         return format == AuditExportFormat.Csv
-            ? await WriteCsvAsync(r, sqlite, output, ct)
-            : await WriteJsonAsync(r, sqlite, output, format == AuditExportFormat.JsonArray, ct);
+            ? await WriteCsvAsync(rows, output, ct)
+            : await WriteJsonAsync(rows, output, format == AuditExportFormat.JsonArray, ct);
     }
 
-    private DbCommand BuildQuery(DbConnection c, Guid projectId, AuditExportFilter filter)
+    private (string Where, List<(string, object)> Parameters) BuildQuery(Guid projectId, AuditExportFilter filter)
     {
-        var cmd = c.CreateCommand();
-        cmd.CommandTimeout = 0;
-        var sql = new StringBuilder($"SELECT {AuditWriter.Columns} FROM audit_events WHERE project_id = @p");
-        AuditReader.Add(cmd, "@p", AuditReader.Id(database, projectId));
-        if (filter.From is { } from) { sql.Append(" AND occurred_at >= @from"); AuditReader.Add(cmd, "@from", AuditReader.Time(database, from)); }
-        if (filter.To is { } to) { sql.Append(" AND occurred_at < @to"); AuditReader.Add(cmd, "@to", AuditReader.Time(database, to)); }
+        var ps = new List<(string, object)> { ("@p", AuditReader.Id(database, projectId)) };
+        var sql = new StringBuilder("WHERE project_id = @p");
+        if (filter.From is { } from) { sql.Append(" AND occurred_at >= @from"); ps.Add(("@from", AuditReader.Time(database, from))); }
+        if (filter.To is { } to) { sql.Append(" AND occurred_at < @to"); ps.Add(("@to", AuditReader.Time(database, to))); }
         if (filter.EventTypes is { Count: > 0 } types)
         {
             sql.Append(" AND event_type IN (");
             for (var i = 0; i < types.Count; i++)
             {
                 sql.Append(i == 0 ? "" : ", ").Append("@t").Append(i);
-                AuditReader.Add(cmd, "@t" + i, types[i]);
+                ps.Add(("@t" + i, types[i]));
             }
             sql.Append(')');
         }
         if (!string.IsNullOrWhiteSpace(filter.Actor))
         {
             sql.Append(" AND (actor_id = @actor OR actor_email = @actor)");
-            AuditReader.Add(cmd, "@actor", filter.Actor.Trim());
+            ps.Add(("@actor", filter.Actor.Trim()));
         }
         if (filter.SecurityLevel is { } level)
         {
             sql.Append(" AND security_level = @level");
-            AuditReader.Add(cmd, "@level", AuditNormalizer.Level(level));
+            ps.Add(("@level", AuditNormalizer.Level(level)));
         }
         if (!string.IsNullOrWhiteSpace(filter.Text))
         {
@@ -114,56 +110,43 @@ public sealed class AuditExporter(PortalDatabase database, AuditWriter writer)
                 "details", "before_state", "after_state", "error_message"];
             sql.Append(" AND (").Append(string.Join(" OR ", searchable.Select(col => $"{col} {like} @text ESCAPE '\\'"))).Append(')');
             var escaped = filter.Text.Trim().Replace("\\", "\\\\").Replace("%", "\\%").Replace("_", "\\_");
-            AuditReader.Add(cmd, "@text", "%" + escaped + "%");
+            ps.Add(("@text", "%" + escaped + "%"));
         }
         sql.Append(" ORDER BY seq");
-        cmd.CommandText = sql.ToString();
-        return cmd;
+        return (sql.ToString(), ps);
     }
 
-    private static async Task<long> WriteCsvAsync(DbDataReader r, bool sqlite, Stream output, CancellationToken ct)
+
+    private static async Task<long> WriteCsvAsync(AuditRows r, Stream output, CancellationToken ct)
     {
-        // CsvHelper neutralizes formula-like cells (= + - @ tab CR) with a leading quote; see CsvInjection.Escape.
+        // CsvHelper neutralizes formula-like text cells (= + - @ tab CR) with a leading quote (CsvInjection.Escape).
         var options = CsvWriterOptions.Default with { Injection = CsvInjection.Escape };
         await using var csv = CsvWriter.Create(output, options, leaveOpen: true);
         foreach (var name in Fields) csv.WriteField(name);
         csv.EndRecord();
-        var e = new AuditEvent();
+        var chars = new char[64];
         long n = 0;
         while (r.Read())
         {
             if ((n & 0x3FFF) == 0) ct.ThrowIfCancellationRequested();
-            AuditReader.Fill(r, sqlite, e);
-            csv.WriteField(e.ProjectId.ToString());
-            csv.WriteField(e.Seq);
-            csv.WriteField(e.Id.ToString());
-            csv.WriteField(e.OccurredAt.ToString("O", CultureInfo.InvariantCulture));
-            csv.WriteField(e.EventType);
-            csv.WriteField(e.ResourceType);
-            csv.WriteField(e.ResourceId);
-            csv.WriteField(e.Action);
-            csv.WriteField(e.ActorType);
-            csv.WriteField(e.ActorId);
-            csv.WriteField(e.ActorEmail);
-            csv.WriteField(e.ActorRole);
-            csv.WriteField(e.SessionId);
-            csv.WriteField(e.Success ? "true" : "false");
-            csv.WriteField(e.ErrorMessage);
-            if (e.DurationMs is { } d) csv.WriteField(d); else csv.WriteField((string?)null);
-            if (e.RowsReturned is { } rows) csv.WriteField(rows); else csv.WriteField((string?)null);
-            csv.WriteField(e.SecurityLevel);
-            csv.WriteField(e.DataClassifications);
-            csv.WriteField(e.TablesAccessed);
-            csv.WriteField(e.ClientIp);
-            csv.WriteField(e.UserAgent);
-            csv.WriteField(e.RequestId);
-            csv.WriteField(e.Prompt);
-            csv.WriteField(e.SqlText);
-            csv.WriteField(e.Details);
-            csv.WriteField(e.BeforeState);
-            csv.WriteField(e.AfterState);
-            csv.WriteField(Convert.ToHexStringLower(e.PrevHash));
-            csv.WriteField(Convert.ToHexStringLower(e.Hash));
+            WriteGuid(csv, r.Guid(AuditRows.ProjectId), chars);
+            csv.WriteField(r.Int64(AuditRows.Seq));
+            WriteGuid(csv, r.Guid(AuditRows.Id), chars);
+            new DateTimeOffset(r.UtcTicks(AuditRows.OccurredAt), TimeSpan.Zero).TryFormat(chars, out var written, "O", CultureInfo.InvariantCulture);
+            csv.WriteField(chars.AsSpan(0, written));
+            for (var i = 4; i < Fields.Length - 2; i++)
+            {
+                var c = Column[i];
+                if (r.IsNull(c)) { csv.WriteField(ReadOnlySpan<byte>.Empty); continue; }
+                switch (c)
+                {
+                    case AuditRows.Success: csv.WriteField(r.Bool(c) ? "true"u8 : "false"u8); break;
+                    case AuditRows.DurationMs or AuditRows.RowsReturned: csv.WriteField(r.Int64(c)); break;
+                    default: csv.WriteField(r.Utf8(c)); break;
+                }
+            }
+            WriteHex(csv, r.Blob(AuditRows.PrevHash), chars);
+            WriteHex(csv, r.Blob(AuditRows.Hash), chars);
             await csv.EndRecordAsync(ct);
             n++;
         }
@@ -171,51 +154,52 @@ public sealed class AuditExporter(PortalDatabase database, AuditWriter writer)
         return n;
     }
 
-    private static async Task<long> WriteJsonAsync(DbDataReader r, bool sqlite, Stream output, bool array, CancellationToken ct)
+    private static void WriteGuid(CsvWriter csv, Guid g, char[] chars)
     {
-        // JSON Lines puts several top-level values in one stream, which the writer's validation would refuse.
+        g.TryFormat(chars, out var written);
+        csv.WriteField(chars.AsSpan(0, written));
+    }
+
+    private static void WriteHex(CsvWriter csv, ReadOnlySpan<byte> bytes, char[] chars)
+    {
+        Convert.TryToHexStringLower(bytes, chars, out var written);
+        csv.WriteField(chars.AsSpan(0, written));
+    }
+
+    private static async Task<long> WriteJsonAsync(AuditRows r, Stream output, bool array, CancellationToken ct)
+    {
         // JSON Lines flushes the writer after every object to add the newline; a buffer keeps those from being tiny writes.
         var target = array ? output : new BufferedStream(output, 64 * 1024);
+        // JSON Lines puts several top-level values in one stream, which the writer's validation would refuse.
         await using var json = new Utf8JsonWriter(target, new JsonWriterOptions { SkipValidation = !array });
         if (array) json.WriteStartArray();
-        var e = new AuditEvent();
+        var chars = new char[64];
         long n = 0;
         while (r.Read())
         {
             if ((n & 0x3FFF) == 0) ct.ThrowIfCancellationRequested();
-            AuditReader.Fill(r, sqlite, e);
             json.WriteStartObject();
-            json.WriteString("project_id", e.ProjectId);
-            json.WriteNumber("seq", e.Seq);
-            json.WriteString("id", e.Id);
-            json.WriteString("occurred_at", e.OccurredAt);
-            json.WriteString("event_type", e.EventType);
-            json.WriteString("resource_type", e.ResourceType);
-            json.WriteString("resource_id", e.ResourceId);
-            json.WriteString("action", e.Action);
-            json.WriteString("actor_type", e.ActorType);
-            json.WriteString("actor_id", e.ActorId);
-            json.WriteString("actor_email", e.ActorEmail);
-            json.WriteString("actor_role", e.ActorRole);
-            json.WriteString("session_id", e.SessionId);
-            json.WriteBoolean("success", e.Success);
-            json.WriteString("error_message", e.ErrorMessage);
-            if (e.DurationMs is { } d) json.WriteNumber("duration_ms", d); else json.WriteNull("duration_ms");
-            if (e.RowsReturned is { } rows) json.WriteNumber("rows_returned", rows); else json.WriteNull("rows_returned");
-            json.WriteString("security_level", e.SecurityLevel);
-            // JSON-valued columns are exported as the exact stored text: that text is what the hash covers.
-            json.WriteString("data_classifications", e.DataClassifications);
-            json.WriteString("tables_accessed", e.TablesAccessed);
-            json.WriteString("client_ip", e.ClientIp);
-            json.WriteString("user_agent", e.UserAgent);
-            json.WriteString("request_id", e.RequestId);
-            json.WriteString("prompt", e.Prompt);
-            json.WriteString("sql_text", e.SqlText);
-            json.WriteString("details", e.Details);
-            json.WriteString("before_state", e.BeforeState);
-            json.WriteString("after_state", e.AfterState);
-            json.WriteString("prev_hash", Convert.ToHexStringLower(e.PrevHash));
-            json.WriteString("hash", Convert.ToHexStringLower(e.Hash));
+            json.WriteString("project_id", r.Guid(AuditRows.ProjectId));
+            json.WriteNumber("seq", r.Int64(AuditRows.Seq));
+            json.WriteString("id", r.Guid(AuditRows.Id));
+            json.WriteString("occurred_at", new DateTimeOffset(r.UtcTicks(AuditRows.OccurredAt), TimeSpan.Zero));
+            // JSON-valued columns are exported as their exact stored text: that text is what the hash covers.
+            for (var i = 4; i < Fields.Length - 2; i++)
+            {
+                var c = Column[i];
+                var name = Fields[i];
+                if (r.IsNull(c)) { json.WriteNull(name); continue; }
+                switch (c)
+                {
+                    case AuditRows.Success: json.WriteBoolean(name, r.Bool(c)); break;
+                    case AuditRows.DurationMs or AuditRows.RowsReturned: json.WriteNumber(name, r.Int64(c)); break;
+                    default: json.WriteString(name, r.Utf8(c)); break;
+                }
+            }
+            Convert.TryToHexStringLower(r.Blob(AuditRows.PrevHash), chars, out var w);
+            json.WriteString("prev_hash", chars.AsSpan(0, w));
+            Convert.TryToHexStringLower(r.Blob(AuditRows.Hash), chars, out w);
+            json.WriteString("hash", chars.AsSpan(0, w));
             json.WriteEndObject();
             if (!array)
             {
@@ -231,4 +215,7 @@ public sealed class AuditExporter(PortalDatabase database, AuditWriter writer)
         await target.FlushAsync(ct);
         return n;
     }
+
+    /// <summary>The audit_events column of each entry of <see cref="Fields"/>.</summary>
+    private static readonly int[] Column = Fields.Select(f => Array.IndexOf(AuditWriter.Columns.Split(", "), f)).ToArray();
 }

@@ -118,6 +118,52 @@ public static class AuditHash
         return hash;
     }
 
+    /// <summary>
+    /// Hashes the row at the cursor straight from its stored bytes. The body fields are the columns from id onwards in
+    /// <see cref="AuditWriter.Columns"/> order, skipping prev_hash and hash, which is exactly the canonical field order.
+    /// </summary>
+    internal static void Compute(AuditRows r, ref byte[] scratch, Span<byte> destination)
+    {
+        if (scratch.Length < 1024) scratch = new byte[8192];
+        var p = 0;
+        Magic.CopyTo(scratch); p += Magic.Length;
+        Guid(scratch, ref p, r.Guid(AuditRows.ProjectId));
+        Int64(scratch, ref p, r.Int64(AuditRows.Seq));
+        var prev = r.Blob(AuditRows.PrevHash);
+        if (prev.Length == Size) Bytes(ref scratch, ref p, prev);
+        else { BinaryPrimitives.WriteInt32BigEndian(scratch.AsSpan(p), -2); p += 4; }
+        Guid(scratch, ref p, r.Guid(AuditRows.Id));
+        Int64(scratch, ref p, r.UtcTicks(AuditRows.OccurredAt));
+        for (var c = AuditRows.OccurredAt + 1; c < 30; c++)
+        {
+            if (p + 64 > scratch.Length) Array.Resize(ref scratch, scratch.Length * 2);
+            switch (c)
+            {
+                case AuditRows.Success:
+                    BinaryPrimitives.WriteInt32BigEndian(scratch.AsSpan(p), 1); scratch[p + 4] = r.Bool(c) ? (byte)1 : (byte)0; p += 5;
+                    break;
+                case AuditRows.DurationMs or AuditRows.RowsReturned:
+                    if (r.IsNull(c)) Int64(scratch, ref p, null);
+                    else Int64(scratch, ref p, r.Int64(c));
+                    break;
+                default:
+                    // Only an empty value needs the extra NULL check: most text is non-empty.
+                    var value = r.Utf8(c);
+                    if (value.IsEmpty && r.IsNull(c)) { BinaryPrimitives.WriteInt32BigEndian(scratch.AsSpan(p), -1); p += 4; }
+                    else Bytes(ref scratch, ref p, value);
+                    break;
+            }
+        }
+        SHA256.HashData(scratch.AsSpan(0, p), destination);
+    }
+
+    private static void Bytes(ref byte[] scratch, ref int p, ReadOnlySpan<byte> value)
+    {
+        if (p + 4 + value.Length > scratch.Length) Array.Resize(ref scratch, Math.Max(scratch.Length * 2, p + 4 + value.Length));
+        BinaryPrimitives.WriteInt32BigEndian(scratch.AsSpan(p), value.Length); p += 4;
+        value.CopyTo(scratch.AsSpan(p)); p += value.Length;
+    }
+
     private static int Max(string? s) => s is null ? 0 : Encoding.UTF8.GetMaxByteCount(s.Length);
 
     private static void Guid(Span<byte> s, ref int p, Guid g)

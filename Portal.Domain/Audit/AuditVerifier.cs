@@ -21,16 +21,15 @@ public sealed record AuditVerification(
 /// Re-derives every hash of a project's chain in seq order and reports the first broken link: a row whose content no
 /// longer matches its hash (edited), whose prev_hash is not the previous row's hash (edited and re-hashed, or rows
 /// swapped), a missing or repeated seq (deleted or inserted rows), or a chain shorter or longer than its recorded head
-/// (deleted tail). Streams with a forward-only reader, so memory stays constant whatever the size.
+/// (deleted tail). Streams with a forward-only cursor, so memory stays constant whatever the size.
 /// </summary>
 public sealed class AuditVerifier(PortalDatabase database)
 {
     public async Task<AuditVerification> VerifyAsync(Guid projectId, CancellationToken ct = default)
     {
-        var sqlite = database.Provider == DatabaseProvider.Sqlite;
-        await using var c = AuditReader.Open(database);
         long headSeq = 0;
         byte[]? headHash = null;
+        await using (var c = AuditReader.Open(database))
         await using (var h = c.CreateCommand())
         {
             h.CommandText = "SELECT seq, hash FROM audit_chain_heads WHERE project_id = @p";
@@ -38,36 +37,36 @@ public sealed class AuditVerifier(PortalDatabase database)
             await using var hr = await h.ExecuteReaderAsync(ct);
             if (await hr.ReadAsync(ct)) { headSeq = hr.GetInt64(0); headHash = (byte[])hr.GetValue(1); }
         }
+        // The scan is CPU-bound and synchronous (both cursors read ahead); keep it off the caller's context.
+        return await Task.Run(() => Scan(projectId, headSeq, headHash, ct), ct);
+    }
 
-        await using var cmd = c.CreateCommand();
-        cmd.CommandText = $"SELECT {AuditWriter.Columns} FROM audit_events WHERE project_id = @p ORDER BY seq";
-        cmd.CommandTimeout = 0;
-        AuditReader.Add(cmd, "@p", AuditReader.Id(database, projectId));
-        await using var r = await cmd.ExecuteReaderAsync(ct);
-
-        var e = new AuditEvent();
+    private AuditVerification Scan(Guid projectId, long headSeq, byte[]? headHash, CancellationToken ct)
+    {
+        using var rows = AuditRows.Open(database, "WHERE project_id = @p ORDER BY seq", [("@p", AuditReader.Id(database, projectId))]);
         var scratch = new byte[8192];
         var computed = new byte[AuditHash.Size];
         var previous = AuditHash.Genesis();
         long expectedSeq = 1, checkedCount = 0;
-        // Synchronous reads: both drivers buffer rows, and per-row async overhead would dominate a 1M rows/s scan.
-        while (r.Read())
+        while (rows.Read())
         {
             if ((checkedCount & 0xFFFF) == 0) ct.ThrowIfCancellationRequested();
-            AuditReader.Fill(r, sqlite, e);
-            if (e.Seq != expectedSeq)
+            var seq = rows.Int64(AuditRows.Seq);
+            if (seq != expectedSeq)
             {
-                return e.Seq > expectedSeq
-                    ? Broken(expectedSeq, $"events {expectedSeq}..{e.Seq - 1} are missing (deleted)", checkedCount)
-                    : Broken(e.Seq, $"seq {e.Seq} appears more than once", checkedCount);
+                return seq > expectedSeq
+                    ? Broken(expectedSeq, $"events {expectedSeq}..{seq - 1} are missing (deleted)", checkedCount)
+                    : Broken(seq, $"seq {seq} appears more than once", checkedCount);
             }
-            if (!e.PrevHash.AsSpan().SequenceEqual(previous))
-                return Broken(e.Seq, "prev_hash is not the hash of the previous event (an earlier event was altered or events were reordered)",
-                    checkedCount, previous, e.PrevHash);
-            AuditHash.Compute(e, ref scratch, computed);
-            if (!computed.AsSpan().SequenceEqual(e.Hash))
-                return Broken(e.Seq, "the event's content does not match its hash (the row was altered)", checkedCount, computed, e.Hash);
-            previous = e.Hash;
+            var prev = rows.Blob(AuditRows.PrevHash);
+            if (!prev.SequenceEqual(previous))
+                return Broken(seq, "prev_hash is not the hash of the previous event (an earlier event was altered or events were reordered)",
+                    checkedCount, previous, prev.ToArray());
+            AuditHash.Compute(rows, ref scratch, computed);
+            var stored = rows.Blob(AuditRows.Hash);
+            if (!stored.SequenceEqual(computed))
+                return Broken(seq, "the event's content does not match its hash (the row was altered)", checkedCount, computed, stored.ToArray());
+            stored.CopyTo(previous);
             expectedSeq++;
             checkedCount++;
         }
