@@ -5,6 +5,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using Portal.Domain.Operations;
+using Portal.Domain.Audit;
 using Portal.Domain.Persistence;
 using Portal.Domain.Suite;
 using Portal.Domain.Tenancy;
@@ -58,6 +59,12 @@ public static class PortalDomainServices
         services.AddOptions<Microsoft.AspNetCore.DataProtection.KeyManagement.KeyManagementOptions>()
             .Configure<Security.SecretProtector>((o, protector) => o.XmlEncryptor = new Security.SecretXmlEncryptor(protector));
 
+        // One audit writer per process: it owns the group-commit loop and the in-memory chain heads.
+        services.AddSingleton<AuditWriter>(sp => new AuditWriter(
+            sp.GetRequiredService<PortalDatabase>(), sp.GetRequiredService<TimeProvider>(),
+            sp.GetService<Microsoft.Extensions.Logging.ILogger<AuditWriter>>(), sp.GetService<AuditWriterOptions>()));
+        services.AddSingleton<AuditVerifier>();
+        services.AddSingleton<AuditExporter>();
         services.AddSingleton<SuiteService>();
         services.AddSingleton<ProjectAccess>();
         services.AddSingleton<ProjectService>();

@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Identity;
 using Microsoft.AspNetCore.Identity.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
+using Portal.Domain.Audit;
 using Portal.Domain.Operations;
 using Portal.Domain.Suite;
 using Portal.Domain.Tenancy;
@@ -27,6 +28,9 @@ public class PortalDbContext(DbContextOptions<PortalDbContext> options) : Identi
     public DbSet<Security.ApiKeys.ApiKeyChange> ApiKeyChanges => Set<Security.ApiKeys.ApiKeyChange>();
     public DbSet<Security.RateLimits.RateLimit> RateLimits => Set<Security.RateLimits.RateLimit>();
     public DbSet<Security.RateLimits.RateLimitChange> RateLimitChanges => Set<Security.RateLimits.RateLimitChange>();
+    /// <summary>Read-only for EF: events are appended only by <see cref="AuditWriter"/>.</summary>
+    public DbSet<AuditEvent> AuditEvents => Set<AuditEvent>();
+    public DbSet<AuditChainHead> AuditChainHeads => Set<AuditChainHead>();
 
     public bool IsSqlite => Database.ProviderName == "Microsoft.EntityFrameworkCore.Sqlite";
 
@@ -114,6 +118,35 @@ public class PortalDbContext(DbContextOptions<PortalDbContext> options) : Identi
             e.HasIndex(x => new { x.JobGroup, x.JobName, x.StartedAt });
         });
         Security.SecurityModel.Configure(b);
+
+        b.Entity<AuditEvent>(e =>
+        {
+            // No foreign key to projects: the trail must outlive the rows it talks about.
+            e.HasKey(x => new { x.ProjectId, x.Seq });
+            e.Property(x => x.Seq).ValueGeneratedNever();
+            e.Property(x => x.EventType).HasMaxLength(64);
+            e.Property(x => x.ResourceType).HasMaxLength(64);
+            e.Property(x => x.ResourceId).HasMaxLength(200);
+            e.Property(x => x.Action).HasMaxLength(64);
+            e.Property(x => x.ActorType).HasMaxLength(16);
+            e.Property(x => x.ActorId).HasMaxLength(200);
+            e.Property(x => x.ActorEmail).HasMaxLength(256);
+            e.Property(x => x.ActorRole).HasMaxLength(32);
+            e.Property(x => x.SessionId).HasMaxLength(128);
+            e.Property(x => x.ErrorMessage).HasMaxLength(2000);
+            e.Property(x => x.SecurityLevel).HasMaxLength(16);
+            e.Property(x => x.ClientIp).HasMaxLength(64);
+            e.Property(x => x.UserAgent).HasMaxLength(512);
+            e.Property(x => x.RequestId).HasMaxLength(128);
+            e.HasIndex(x => new { x.ProjectId, x.OccurredAt });
+            e.HasIndex(x => new { x.ProjectId, x.EventType, x.OccurredAt });
+            e.HasIndex(x => new { x.ProjectId, x.ActorId, x.OccurredAt });
+        });
+        b.Entity<AuditChainHead>(e =>
+        {
+            e.HasKey(x => x.ProjectId);
+            e.Property(x => x.ProjectId).ValueGeneratedNever();
+        });
 
         SnakeCase.Apply(b);
     }

@@ -1,0 +1,221 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using CsvHelper;
+using Portal.Domain.Persistence;
+
+namespace Portal.Domain.Audit;
+
+public enum AuditExportFormat { Csv, JsonLines, JsonArray }
+
+/// <summary>Which events to export. Every filter is optional; <see cref="To"/> is exclusive.</summary>
+public sealed record AuditExportFilter
+{
+    public DateTimeOffset? From { get; init; }
+    public DateTimeOffset? To { get; init; }
+    public IReadOnlyList<string>? EventTypes { get; init; }
+    /// <summary>Matches the actor's id (user id, key id) or email exactly.</summary>
+    public string? Actor { get; init; }
+    public AuditSecurityLevel? SecurityLevel { get; init; }
+    /// <summary>Case-insensitive substring of the type, resource, action, actor, prompt, SQL, details, before/after or error.</summary>
+    public string? Text { get; init; }
+}
+
+/// <summary>
+/// Streams a project's audit events, in seq order, as CSV or JSON with each event's prev_hash and hash (hex), so an
+/// auditor can re-check the chain outside the portal. Rows go from a forward-only reader straight to the output, so
+/// memory does not grow with the export. The export is itself audited first: if that event cannot be written,
+/// nothing is exported.
+/// </summary>
+public sealed class AuditExporter(PortalDatabase database, AuditWriter writer)
+{
+    /// <summary>CSV/JSON column names, in output order.</summary>
+    public static readonly string[] Fields =
+    [
+        "project_id", "seq", "id", "occurred_at", "event_type", "resource_type", "resource_id", "action", "actor_type", "actor_id",
+        "actor_email", "actor_role", "session_id", "success", "error_message", "duration_ms", "rows_returned", "security_level",
+        "data_classifications", "tables_accessed", "client_ip", "user_agent", "request_id", "prompt", "sql_text", "details",
+        "before_state", "after_state", "prev_hash", "hash",
+    ];
+
+    /// <summary>Exports and returns the number of events written.</summary>
+    public async Task<long> ExportAsync(Guid projectId, AuditExportFilter filter, AuditExportFormat format, Stream output,
+        AuditActor exportedBy, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(filter);
+        ArgumentNullException.ThrowIfNull(output);
+        if (filter.From is { } f && filter.To is { } t && t <= f)
+            throw DomainException.Invalid(nameof(AuditExportFilter.To), "The end of the date range must be after its start.");
+        if (filter.Text is { Length: > 200 })
+            throw DomainException.Invalid(nameof(AuditExportFilter.Text), "Search text can be at most 200 characters.");
+
+        await writer.AppendAsync(new AuditEventDraft
+        {
+            ProjectId = projectId,
+            EventType = "audit.exported",
+            Actor = exportedBy,
+            ResourceType = "audit_trail",
+            Action = "export",
+            Details = JsonSerializer.Serialize(new
+            {
+                format = format.ToString(),
+                from = filter.From,
+                to = filter.To,
+                event_types = filter.EventTypes,
+                actor = filter.Actor,
+                security_level = filter.SecurityLevel?.ToString(),
+                text = filter.Text,
+            }),
+        }, ct);
+
+        var (where, parameters) = BuildQuery(projectId, filter);
+        // Synchronous cursor reads with asynchronous output writes: rows are read ahead by the drivers.
+        using var rows = AuditRows.Open(database, where, parameters);
+        return format == AuditExportFormat.Csv
+            ? await WriteCsvAsync(rows, output, ct)
+            : await WriteJsonAsync(rows, output, format == AuditExportFormat.JsonArray, ct);
+    }
+
+    private (string Where, List<(string, object)> Parameters) BuildQuery(Guid projectId, AuditExportFilter filter)
+    {
+        var ps = new List<(string, object)> { ("@p", AuditReader.Id(database, projectId)) };
+        var sql = new StringBuilder("WHERE project_id = @p");
+        if (filter.From is { } from) { sql.Append(" AND occurred_at >= @from"); ps.Add(("@from", AuditReader.Time(database, from))); }
+        if (filter.To is { } to) { sql.Append(" AND occurred_at < @to"); ps.Add(("@to", AuditReader.Time(database, to))); }
+        if (filter.EventTypes is { Count: > 0 } types)
+        {
+            sql.Append(" AND event_type IN (");
+            for (var i = 0; i < types.Count; i++)
+            {
+                sql.Append(i == 0 ? "" : ", ").Append("@t").Append(i);
+                ps.Add(("@t" + i, types[i]));
+            }
+            sql.Append(')');
+        }
+        if (!string.IsNullOrWhiteSpace(filter.Actor))
+        {
+            sql.Append(" AND (actor_id = @actor OR actor_email = @actor)");
+            ps.Add(("@actor", filter.Actor.Trim()));
+        }
+        if (filter.SecurityLevel is { } level)
+        {
+            sql.Append(" AND security_level = @level");
+            ps.Add(("@level", AuditNormalizer.Level(level)));
+        }
+        if (!string.IsNullOrWhiteSpace(filter.Text))
+        {
+            // SQLite's LIKE ignores ASCII case; PostgreSQL needs ILIKE. The pattern is a parameter with % and _ escaped.
+            var like = database.Provider == DatabaseProvider.Sqlite ? "LIKE" : "ILIKE";
+            string[] searchable = ["event_type", "resource_type", "resource_id", "action", "actor_id", "actor_email", "prompt", "sql_text",
+                "details", "before_state", "after_state", "error_message"];
+            sql.Append(" AND (").Append(string.Join(" OR ", searchable.Select(col => $"{col} {like} @text ESCAPE '\\'"))).Append(')');
+            var escaped = filter.Text.Trim().Replace("\\", "\\\\").Replace("%", "\\%").Replace("_", "\\_");
+            ps.Add(("@text", "%" + escaped + "%"));
+        }
+        sql.Append(" ORDER BY seq");
+        return (sql.ToString(), ps);
+    }
+
+
+    private static async Task<long> WriteCsvAsync(AuditRows r, Stream output, CancellationToken ct)
+    {
+        // CsvHelper neutralizes formula-like text cells (= + - @ tab CR) with a leading quote (CsvInjection.Escape).
+        var options = CsvWriterOptions.Default with { Injection = CsvInjection.Escape };
+        await using var csv = CsvWriter.Create(output, options, leaveOpen: true);
+        foreach (var name in Fields) csv.WriteField(name);
+        csv.EndRecord();
+        var chars = new char[64];
+        long n = 0;
+        while (r.Read())
+        {
+            if ((n & 0x3FFF) == 0) ct.ThrowIfCancellationRequested();
+            WriteGuid(csv, r.Guid(AuditRows.ProjectId), chars);
+            csv.WriteField(r.Int64(AuditRows.Seq));
+            WriteGuid(csv, r.Guid(AuditRows.Id), chars);
+            new DateTimeOffset(r.UtcTicks(AuditRows.OccurredAt), TimeSpan.Zero).TryFormat(chars, out var written, "O", CultureInfo.InvariantCulture);
+            csv.WriteField(chars.AsSpan(0, written));
+            for (var i = 4; i < Fields.Length - 2; i++)
+            {
+                var c = Column[i];
+                if (r.IsNull(c)) { csv.WriteField(ReadOnlySpan<byte>.Empty); continue; }
+                switch (c)
+                {
+                    case AuditRows.Success: csv.WriteField(r.Bool(c) ? "true"u8 : "false"u8); break;
+                    case AuditRows.DurationMs or AuditRows.RowsReturned: csv.WriteField(r.Int64(c)); break;
+                    default: csv.WriteField(r.Utf8(c)); break;
+                }
+            }
+            WriteHex(csv, r.Blob(AuditRows.PrevHash), chars);
+            WriteHex(csv, r.Blob(AuditRows.Hash), chars);
+            await csv.EndRecordAsync(ct);
+            n++;
+        }
+        await csv.FlushAsync(ct);
+        return n;
+    }
+
+    private static void WriteGuid(CsvWriter csv, Guid g, char[] chars)
+    {
+        g.TryFormat(chars, out var written);
+        csv.WriteField(chars.AsSpan(0, written));
+    }
+
+    private static void WriteHex(CsvWriter csv, ReadOnlySpan<byte> bytes, char[] chars)
+    {
+        Convert.TryToHexStringLower(bytes, chars, out var written);
+        csv.WriteField(chars.AsSpan(0, written));
+    }
+
+    private static async Task<long> WriteJsonAsync(AuditRows r, Stream output, bool array, CancellationToken ct)
+    {
+        // JSON Lines flushes the writer after every object to add the newline; a buffer keeps those from being tiny writes.
+        var target = array ? output : new BufferedStream(output, 64 * 1024);
+        // JSON Lines puts several top-level values in one stream, which the writer's validation would refuse.
+        await using var json = new Utf8JsonWriter(target, new JsonWriterOptions { SkipValidation = !array });
+        if (array) json.WriteStartArray();
+        var chars = new char[64];
+        long n = 0;
+        while (r.Read())
+        {
+            if ((n & 0x3FFF) == 0) ct.ThrowIfCancellationRequested();
+            json.WriteStartObject();
+            json.WriteString("project_id", r.Guid(AuditRows.ProjectId));
+            json.WriteNumber("seq", r.Int64(AuditRows.Seq));
+            json.WriteString("id", r.Guid(AuditRows.Id));
+            json.WriteString("occurred_at", new DateTimeOffset(r.UtcTicks(AuditRows.OccurredAt), TimeSpan.Zero));
+            // JSON-valued columns are exported as their exact stored text: that text is what the hash covers.
+            for (var i = 4; i < Fields.Length - 2; i++)
+            {
+                var c = Column[i];
+                var name = Fields[i];
+                if (r.IsNull(c)) { json.WriteNull(name); continue; }
+                switch (c)
+                {
+                    case AuditRows.Success: json.WriteBoolean(name, r.Bool(c)); break;
+                    case AuditRows.DurationMs or AuditRows.RowsReturned: json.WriteNumber(name, r.Int64(c)); break;
+                    default: json.WriteString(name, r.Utf8(c)); break;
+                }
+            }
+            Convert.TryToHexStringLower(r.Blob(AuditRows.PrevHash), chars, out var w);
+            json.WriteString("prev_hash", chars.AsSpan(0, w));
+            Convert.TryToHexStringLower(r.Blob(AuditRows.Hash), chars, out w);
+            json.WriteString("hash", chars.AsSpan(0, w));
+            json.WriteEndObject();
+            if (!array)
+            {
+                json.Flush();
+                json.Reset(); // a fresh top-level value, so no separating comma
+                target.WriteByte((byte)'\n');
+            }
+            if (json.BytesPending > 32 * 1024) await json.FlushAsync(ct);
+            n++;
+        }
+        if (array) json.WriteEndArray();
+        await json.FlushAsync(ct);
+        await target.FlushAsync(ct);
+        return n;
+    }
+
+    /// <summary>The audit_events column of each entry of <see cref="Fields"/>.</summary>
+    private static readonly int[] Column = Fields.Select(f => Array.IndexOf(AuditWriter.Columns.Split(", "), f)).ToArray();
+}
