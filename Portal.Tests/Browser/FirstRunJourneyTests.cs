@@ -86,6 +86,21 @@ public class FirstRunJourneyTests(BrowserFixture browser, ITestOutputHelper outp
             await nav.GetByRole(AriaRole.Link, new() { Name = "Overview" }).ClickAsync();
             await Expect(page.Locator("#stat-modules")).ToHaveTextAsync("1 of 5");
             await Expect(page.Locator("#overview-modules li").Filter(new() { HasText = "Governance" })).ToContainTextAsync("Off");
+
+            // A module's pages join the navigation when it is enabled and leave it when it is disabled.
+            var keysLink = nav.GetByRole(AriaRole.Link, new() { Name = "API keys" });
+            await Expect(keysLink).ToHaveCountAsync(0);
+            await nav.GetByRole(AriaRole.Link, new() { Name = "Enterprise Suite" }).ClickAsync();
+            await page.Locator("#toggle-access_control").ClickAsync();
+            await Expect(page.Locator("#module-access_control")).ToContainTextAsync("Enabled");
+            await Expect(keysLink).ToBeVisibleAsync();
+            await keysLink.ClickAsync();
+            await Expect(page).ToHaveURLAsync(new Regex("/keys$"));
+            await nav.GetByRole(AriaRole.Link, new() { Name = "Enterprise Suite" }).ClickAsync();
+            await page.Locator("#toggle-access_control").ClickAsync();
+            await b.ConfirmAsync("Disable");
+            await Expect(page.Locator("#module-access_control")).ToContainTextAsync("Disabled");
+            await Expect(keysLink).ToHaveCountAsync(0);
         });
     }
 }
