@@ -65,6 +65,8 @@ public static class PortalDomainServices
             sp.GetService<Microsoft.Extensions.Logging.ILogger<AuditWriter>>(), sp.GetService<AuditWriterOptions>()));
         services.AddSingleton<AuditVerifier>();
         services.AddSingleton<AuditExporter>();
+        services.AddSingleton<PortalAudit>();
+        services.AddSingleton<SignInAudit>();
         services.AddSingleton<SuiteService>();
         services.AddSingleton<ProjectAccess>();
         services.AddSingleton<ProjectService>();

@@ -30,6 +30,13 @@ public sealed record AuditActor(
 /// </summary>
 public sealed record AuditEventDraft
 {
+    /// <summary>
+    /// The chain of organization-level events that belong to no project (sign-ins, sign-outs, lockouts; see
+    /// <see cref="SignInAudit"/>). Only "auth." events may use it, so a forgotten project id still fails loudly.
+    /// </summary>
+    public static readonly Guid OrganizationChain = Guid.Empty;
+
+    /// <summary>The project whose chain the event joins, or <see cref="OrganizationChain"/> for "auth." events.</summary>
     public required Guid ProjectId { get; init; }
     /// <summary>Dotted lower-case name such as "query.executed", "auth.sign_in_failed", "member.role_changed".</summary>
     public required string EventType { get; init; }

@@ -16,8 +16,9 @@ internal static class AuditNormalizer
     public static AuditEvent ToEvent(AuditEventDraft d, DateTimeOffset now)
     {
         ArgumentNullException.ThrowIfNull(d);
-        if (d.ProjectId == Guid.Empty) throw DomainException.Invalid(nameof(d.ProjectId), "An audit event needs the project it belongs to.");
         if (string.IsNullOrWhiteSpace(d.EventType)) throw DomainException.Invalid(nameof(d.EventType), "An audit event needs an event type.");
+        if (d.ProjectId == AuditEventDraft.OrganizationChain && !d.EventType.TrimStart().StartsWith("auth.", StringComparison.Ordinal))
+            throw DomainException.Invalid(nameof(d.ProjectId), "An audit event needs the project it belongs to.");
         if (d.Actor is null) throw DomainException.Invalid(nameof(d.Actor), "An audit event needs an actor (use AuditActor.System for the portal itself).");
         if (!ActorTypes.Contains(d.Actor.Type))
             throw DomainException.Invalid("Actor.Type", $"Actor type '{Cut(d.Actor.Type, 32)}' is not one of user, api_key, agent, system, anonymous.");

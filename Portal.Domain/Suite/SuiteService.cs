@@ -1,4 +1,5 @@
 using Microsoft.EntityFrameworkCore;
+using Portal.Domain.Audit;
 using Portal.Domain.Persistence;
 
 namespace Portal.Domain.Suite;
@@ -12,9 +13,10 @@ public sealed record ModuleState(ModuleInfo Module, bool Enabled, bool AllowedBy
 
 /// <summary>
 /// The Enterprise Suite installation of a project and the one server-side module gate
-/// (<see cref="IsModuleEnabledAsync"/>) used by pages, gateway endpoints and jobs.
+/// (<see cref="IsModuleEnabledAsync"/>) used by pages, gateway endpoints and jobs. Every change is recorded in
+/// suite_changes (same transaction) and then appended to the audit trail (see <see cref="PortalAudit"/>).
 /// </summary>
-public sealed class SuiteService(IDbContextFactory<PortalDbContext> dbFactory, TimeProvider clock)
+public sealed class SuiteService(IDbContextFactory<PortalDbContext> dbFactory, TimeProvider clock, PortalAudit audit)
 {
     public const string CurrentVersion = "1.0.0";
 
@@ -52,6 +54,7 @@ public sealed class SuiteService(IDbContextFactory<PortalDbContext> dbFactory, T
         var now = clock.GetUtcNow();
         var app = await db.InstalledApplications.FirstOrDefaultAsync(a => a.ProjectId == projectId && a.AppId == InstalledApplication.EnterpriseSuite, ct);
         if (app is { Status: InstallStatus.Active }) throw DomainException.Conflict("The Enterprise Suite is already installed in this project.");
+        var before = app is null ? null : Snapshot(app);
         if (app is null)
         {
             app = new InstalledApplication
@@ -69,6 +72,7 @@ public sealed class SuiteService(IDbContextFactory<PortalDbContext> dbFactory, T
         }
         db.SuiteChanges.Add(new SuiteChange { ProjectId = projectId, Action = "install", After = $"{tier}; modules: {app.EnabledModules}", ChangedBy = actor, ChangedAt = now });
         await db.SaveChangesAsync(ct);
+        await RecordAsync(db, app, "suite.installed", "install", actor, before, AuditSecurityLevel.Normal, null, ct);
         return ToState(app);
     }
 
@@ -79,11 +83,13 @@ public sealed class SuiteService(IDbContextFactory<PortalDbContext> dbFactory, T
         var app = await RequireActiveAsync(db, projectId, ct);
         var before = app.Tier;
         if (before == tier) return ToState(app);
+        var snapshot = Snapshot(app);
         app.Tier = tier;
         app.UpdatedAt = clock.GetUtcNow();
         // Modules above the new tier stay recorded but are off until the tier allows them again.
         db.SuiteChanges.Add(new SuiteChange { ProjectId = projectId, Action = "change_tier", Before = before.ToString(), After = tier.ToString(), ChangedBy = actor, ChangedAt = app.UpdatedAt });
         await db.SaveChangesAsync(ct);
+        await RecordAsync(db, app, "suite.tier_changed", "change_tier", actor, snapshot, AuditSecurityLevel.Normal, null, ct);
         return ToState(app);
     }
 
@@ -98,6 +104,7 @@ public sealed class SuiteService(IDbContextFactory<PortalDbContext> dbFactory, T
         var changed = enabled ? set.Add(module) : set.Remove(module);
         if (!changed) return ToState(app);
         var before = app.EnabledModules;
+        var snapshot = Snapshot(app);
         app.EnabledModules = string.Join(',', Modules.All.Select(m => m.Id).Where(set.Contains));
         app.UpdatedAt = clock.GetUtcNow();
         db.SuiteChanges.Add(new SuiteChange
@@ -106,6 +113,10 @@ public sealed class SuiteService(IDbContextFactory<PortalDbContext> dbFactory, T
             Before = before, After = app.EnabledModules, ChangedBy = actor, ChangedAt = app.UpdatedAt,
         });
         await db.SaveChangesAsync(ct);
+        // Switching off the audit trail or the security center weakens oversight of the project.
+        var level = !enabled && module is Modules.Audit or Modules.Security ? AuditSecurityLevel.Warning : AuditSecurityLevel.Normal;
+        await RecordAsync(db, app, enabled ? "suite.module_enabled" : "suite.module_disabled", enabled ? "enable_module" : "disable_module",
+            actor, snapshot, level, module, ct);
         return ToState(app);
     }
 
@@ -114,11 +125,33 @@ public sealed class SuiteService(IDbContextFactory<PortalDbContext> dbFactory, T
     {
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         var app = await RequireActiveAsync(db, projectId, ct);
+        var snapshot = Snapshot(app);
         app.Status = InstallStatus.Uninstalled;
         app.UpdatedAt = clock.GetUtcNow();
         db.SuiteChanges.Add(new SuiteChange { ProjectId = projectId, Action = "uninstall", Before = $"{app.Tier}; modules: {app.EnabledModules}", ChangedBy = actor, ChangedAt = app.UpdatedAt });
         await db.SaveChangesAsync(ct);
+        // Uninstalling turns every module off, the audit module included.
+        await RecordAsync(db, app, "suite.uninstalled", "uninstall", actor, snapshot, AuditSecurityLevel.Warning, null, ct);
         return ToState(app);
+    }
+
+    private sealed record SuiteSnapshot(string Status, string Tier, IReadOnlyList<string> EnabledModules);
+
+    private static SuiteSnapshot Snapshot(InstalledApplication app) =>
+        new(app.Status, app.Tier.ToString(), app.EnabledModuleSet.ToList());
+
+    private async Task RecordAsync(PortalDbContext db, InstalledApplication app, string eventType, string action, Guid actor,
+        SuiteSnapshot? before, AuditSecurityLevel level, string? module, CancellationToken ct)
+    {
+        var after = Snapshot(app);
+        await audit.RecordAsync(new AuditEventDraft
+        {
+            ProjectId = app.ProjectId, EventType = eventType, Actor = await PortalAudit.UserAsync(db, app.ProjectId, actor, ct),
+            ResourceType = module is null ? "suite" : "module", ResourceId = module ?? app.AppId, Action = action,
+            BeforeState = PortalAudit.Json(before is null ? null : new { status = before.Status, tier = before.Tier, enabled_modules = before.EnabledModules }),
+            AfterState = PortalAudit.Json(new { status = after.Status, tier = after.Tier, enabled_modules = after.EnabledModules }),
+            SecurityLevel = level, OccurredAt = app.UpdatedAt,
+        }, ct);
     }
 
     public async Task<IReadOnlyList<SuiteChange>> RecentChangesAsync(Guid projectId, int take = 20, CancellationToken ct = default)

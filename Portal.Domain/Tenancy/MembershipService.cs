@@ -2,6 +2,7 @@ using System.Data;
 using System.Security.Cryptography;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.EntityFrameworkCore;
+using Portal.Domain.Audit;
 using Portal.Domain.Persistence;
 
 namespace Portal.Domain.Tenancy;
@@ -10,8 +11,11 @@ public sealed record MemberRow(Guid MemberId, Guid UserId, string Email, string?
 
 public sealed record AddMemberResult(MemberRow Member, string? TemporaryPassword);
 
-/// <summary>Adds, changes and removes project members; every change is recorded in membership_changes.</summary>
-public sealed class MembershipService(IDbContextFactory<PortalDbContext> dbFactory, UserManager<PortalUser> users, TimeProvider clock)
+/// <summary>
+/// Adds, changes and removes project members; every change is recorded in membership_changes (same transaction) and
+/// then appended to the audit trail (see <see cref="PortalAudit"/> for why in that order).
+/// </summary>
+public sealed class MembershipService(IDbContextFactory<PortalDbContext> dbFactory, UserManager<PortalUser> users, TimeProvider clock, PortalAudit audit)
 {
     public async Task<Page<MemberRow>> ListAsync(Guid projectId, int skip, int take, string? search = null, CancellationToken ct = default)
     {
@@ -82,13 +86,22 @@ public sealed class MembershipService(IDbContextFactory<PortalDbContext> dbFacto
             ProjectId = projectId, UserId = user.Id, UserEmail = email, NewRole = role, ChangedBy = actor, ChangedByEmail = actorUser?.Email, ChangedAt = now,
         });
         await db.SaveChangesAsync(ct);
+        await audit.RecordAsync(new AuditEventDraft
+        {
+            ProjectId = projectId, EventType = "member.added", Actor = await PortalAudit.UserAsync(db, projectId, actor, ct),
+            ResourceType = "member", ResourceId = member.Id.ToString(), Action = "add",
+            AfterState = PortalAudit.Json(new { user_id = user.Id, email, display_name = user.DisplayName, role, suspended = false }),
+            Details = PortalAudit.Json(new { new_account = tempPassword is not null }),
+            SecurityLevel = role == Roles.Admin ? AuditSecurityLevel.Warning : AuditSecurityLevel.Normal,
+            OccurredAt = now,
+        }, ct);
         return new AddMemberResult(new MemberRow(member.Id, user.Id, email, user.DisplayName, member.Role, false, now, user.TwoFactorEnabled), tempPassword);
     }
 
     public async Task ChangeRoleAsync(Guid projectId, Guid memberId, string? role, Guid actor, CancellationToken ct = default)
     {
         if (!Roles.IsValid(role)) throw DomainException.Invalid("role", $"Role must be one of {string.Join(", ", Roles.All)}.");
-        await MutateAsync(projectId, memberId, actor, (db, m) =>
+        await MutateAsync(projectId, memberId, actor, "member.role_changed", (db, m) =>
         {
             if (m.Role == role) return null;
             var old = m.Role;
@@ -99,7 +112,7 @@ public sealed class MembershipService(IDbContextFactory<PortalDbContext> dbFacto
 
     public async Task RemoveAsync(Guid projectId, Guid memberId, Guid actor, CancellationToken ct = default)
     {
-        await MutateAsync(projectId, memberId, actor, (db, m) =>
+        await MutateAsync(projectId, memberId, actor, "member.removed", (db, m) =>
         {
             db.ProjectMembers.Remove(m);
             return (m.Role, null);
@@ -108,7 +121,7 @@ public sealed class MembershipService(IDbContextFactory<PortalDbContext> dbFacto
 
     public async Task SetSuspendedAsync(Guid projectId, Guid memberId, bool suspended, Guid actor, CancellationToken ct = default)
     {
-        await MutateAsync(projectId, memberId, actor, (db, m) =>
+        await MutateAsync(projectId, memberId, actor, suspended ? "member.suspended" : "member.reinstated", (db, m) =>
         {
             if (m.Suspended == suspended) return null;
             m.Suspended = suspended;
@@ -118,40 +131,58 @@ public sealed class MembershipService(IDbContextFactory<PortalDbContext> dbFacto
 
     /// <summary>
     /// Applies one change under a serializable transaction and refuses it when the project would be left without an
-    /// active admin, so two admins demoting each other at once cannot both succeed.
+    /// active admin, so two admins demoting each other at once cannot both succeed. The audit event follows the commit.
     /// </summary>
-    private async Task MutateAsync(Guid projectId, Guid memberId, Guid actor, Func<PortalDbContext, ProjectMember, (string? Old, string? New)?> change, CancellationToken ct)
+    private async Task MutateAsync(Guid projectId, Guid memberId, Guid actor, string eventType,
+        Func<PortalDbContext, ProjectMember, (string? Old, string? New)?> change, CancellationToken ct)
     {
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         var strategy = db.Database.CreateExecutionStrategy();
+        AuditEventDraft? recorded = null;
         try
         {
             await strategy.ExecuteAsync(async () =>
             {
+                recorded = null;
                 await using var tx = await db.Database.BeginTransactionAsync(IsolationLevel.Serializable, ct);
                 var member = await db.ProjectMembers.FirstOrDefaultAsync(m => m.Id == memberId && m.ProjectId == projectId, ct)
                              ?? throw DomainException.NotFound("Member");
                 var email = await db.Users.Where(u => u.Id == member.UserId).Select(u => u.Email).FirstOrDefaultAsync(ct);
-                var actorEmail = await db.Users.Where(u => u.Id == actor).Select(u => u.Email).FirstOrDefaultAsync(ct);
+                // The actor's role before the change: an admin demoting themself acted as admin.
+                var auditActor = await PortalAudit.UserAsync(db, projectId, actor, ct);
+                var before = new { user_id = member.UserId, email, role = member.Role, suspended = member.Suspended };
                 var result = change(db, member);
                 if (result is null) return;
                 await db.SaveChangesAsync(ct);
                 var admins = await db.ProjectMembers.CountAsync(m => m.ProjectId == projectId && m.Role == Roles.Admin && !m.Suspended, ct);
                 if (admins == 0)
                     throw DomainException.Conflict("A project needs at least one active admin. Make another member an admin first.", "role");
+                var now = clock.GetUtcNow();
                 db.MembershipChanges.Add(new MembershipChange
                 {
                     ProjectId = projectId, UserId = member.UserId, UserEmail = email, OldRole = result.Value.Old, NewRole = result.Value.New,
-                    ChangedBy = actor, ChangedByEmail = actorEmail, ChangedAt = clock.GetUtcNow(),
+                    ChangedBy = actor, ChangedByEmail = auditActor.Email, ChangedAt = now,
                 });
                 await db.SaveChangesAsync(ct);
                 await tx.CommitAsync(ct);
+                var removed = eventType == "member.removed";
+                recorded = new AuditEventDraft
+                {
+                    ProjectId = projectId, EventType = eventType, Actor = auditActor, ResourceType = "member", ResourceId = memberId.ToString(),
+                    Action = eventType["member.".Length..],
+                    BeforeState = PortalAudit.Json(before),
+                    AfterState = removed ? null : PortalAudit.Json(new { user_id = member.UserId, email, role = member.Role, suspended = member.Suspended }),
+                    // Anything that grants, takes away or pauses admin rights is privilege-relevant.
+                    SecurityLevel = before.role == Roles.Admin || member.Role == Roles.Admin ? AuditSecurityLevel.Warning : AuditSecurityLevel.Normal,
+                    OccurredAt = now,
+                };
             });
         }
         catch (Exception e) when (IsSerializationFailure(e))
         {
             throw DomainException.Conflict("Another change to this project's members happened at the same time. Reload and try again.");
         }
+        if (recorded is not null) await audit.RecordAsync(recorded, ct);
     }
 
     // The provider's execution strategy wraps the failure twice (InvalidOperationException > DbUpdateException > driver), so walk the chain.

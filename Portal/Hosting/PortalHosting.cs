@@ -60,7 +60,7 @@ public static class PortalHosting
             }));
         // "Sign out everywhere" changes the security stamp; cookies are re-checked against it every minute.
         services.Configure<SecurityStampValidatorOptions>(o => o.ValidationInterval = TimeSpan.FromMinutes(1));
-        services.AddIdentityCore<PortalUser>().AddSignInManager().AddClaimsPrincipalFactory<PortalClaimsFactory>();
+        services.AddIdentityCore<PortalUser>().AddSignInManager<AuditingSignInManager>().AddClaimsPrincipalFactory<PortalClaimsFactory>();
 
         services.AddSingleton<IAuthorizationPolicyProvider, PermissionPolicyProvider>();
         services.AddSingleton<IAuthorizationHandler, PermissionHandler>();

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
 using Microsoft.EntityFrameworkCore;
+using Portal.Domain.Audit;
 using Portal.Domain.Persistence;
 using Portal.Domain.Tenancy;
 
@@ -35,9 +36,10 @@ public sealed record ApiKeyAuthResult(bool Succeeded, ApiKeyFailure? Failure, Gu
 
 /// <summary>
 /// Creates, lists, rotates, revokes and authenticates API keys. Every command is scoped by project id (another
-/// project's key id answers NotFound) and writes an <see cref="ApiKeyChange"/> in the same transaction.
+/// project's key id answers NotFound) and writes an <see cref="ApiKeyChange"/> in the same transaction, then an
+/// audit event (see <see cref="PortalAudit"/> for why in that order). Events carry the key's prefix, never its secret.
 /// </summary>
-public sealed class ApiKeyService(IDbContextFactory<PortalDbContext> dbFactory, TimeProvider clock)
+public sealed class ApiKeyService(IDbContextFactory<PortalDbContext> dbFactory, TimeProvider clock, PortalAudit audit)
 {
     private readonly ConcurrentDictionary<Guid, DateTimeOffset> lastUsedWritten = new();
 
@@ -67,6 +69,7 @@ public sealed class ApiKeyService(IDbContextFactory<PortalDbContext> dbFactory, 
         db.ApiKeys.Add(key.Entity);
         db.ApiKeyChanges.Add(Change(key.Entity, ApiKeyActions.Created, actor, now));
         await db.SaveChangesAsync(ct);
+        await RecordAsync(db, key.Entity, "api_key.created", "create", actor, null, Describe(key.Entity), IsBroad(key.Entity) ? AuditSecurityLevel.Warning : AuditSecurityLevel.Normal, null, now, ct);
         return new IssuedApiKey(await ToRowAsync(db, key.Entity, now, ct), key.Secret);
     }
 
@@ -122,6 +125,7 @@ public sealed class ApiKeyService(IDbContextFactory<PortalDbContext> dbFactory, 
 
         var issued = await NewKeyAsync(db, projectId, old.Name, old.Role, old.ScopesJson, expiresAt, actor, now, ct);
         var until = now + overlap < old.ExpiresAt ? now + overlap : old.ExpiresAt;
+        var before = Describe(old);
         var strategy = db.Database.CreateExecutionStrategy();
         await strategy.ExecuteAsync(async () =>
         {
@@ -142,6 +146,11 @@ public sealed class ApiKeyService(IDbContextFactory<PortalDbContext> dbFactory, 
             await db.SaveChangesAsync(ct);
             await tx.CommitAsync(ct);
         });
+        // One event for the rotation, on the old key: its new state names the replacement and the overlap.
+        await RecordAsync(db, old, "api_key.rotated", "rotate", actor, before,
+            new { key = Describe(old), replacement = Describe(issued.Entity) },
+            IsBroad(old) ? AuditSecurityLevel.Warning : AuditSecurityLevel.Normal,
+            new { overlap_seconds = (long)overlap.TotalSeconds }, now, ct);
         return new IssuedApiKey(await ToRowAsync(db, issued.Entity, now, ct), issued.Secret);
     }
 
@@ -170,7 +179,36 @@ public sealed class ApiKeyService(IDbContextFactory<PortalDbContext> dbFactory, 
             await db.SaveChangesAsync(ct);
             await tx.CommitAsync(ct);
         });
+        var before = Describe(key);
+        key.RevokedAt = now;
+        key.RevokedBy = actor;
+        key.RevokeReason = reason;
+        await RecordAsync(db, key, "api_key.revoked", "revoke", actor, before, Describe(key), AuditSecurityLevel.Normal, new { reason }, now, ct);
     }
+
+    /// <summary>What the audit trail keeps of a key: identity, rights and lifecycle, never the secret or its hash.</summary>
+    private static object Describe(ApiKey k) => new
+    {
+        id = k.Id, name = k.Name, prefix = k.Prefix, role = k.Role, scopes = ApiKeyRules.FromJson(k.ScopesJson), expires_at = k.ExpiresAt,
+        replaced_by_key_id = k.ReplacedByKeyId, superseded_until = k.SupersededUntil, revoked_at = k.RevokedAt, revoke_reason = k.RevokeReason,
+    };
+
+    /// <summary>An admin key, or one not narrowed to named queries (no scopes, or a whole role), reaches far if leaked.</summary>
+    private static bool IsBroad(ApiKey k)
+    {
+        var scopes = ApiKeyRules.FromJson(k.ScopesJson);
+        return k.Role == Roles.Admin || scopes.Count == 0 || scopes.Any(s => s.StartsWith("role:", StringComparison.Ordinal));
+    }
+
+    private async Task RecordAsync(PortalDbContext db, ApiKey key, string eventType, string action, Guid actor, object? before, object after,
+        AuditSecurityLevel level, object? details, DateTimeOffset now, CancellationToken ct) =>
+        await audit.RecordAsync(new AuditEventDraft
+        {
+            ProjectId = key.ProjectId, EventType = eventType, Actor = await PortalAudit.UserAsync(db, key.ProjectId, actor, ct),
+            ResourceType = "api_key", ResourceId = key.Id.ToString(), Action = action,
+            BeforeState = PortalAudit.Json(before), AfterState = PortalAudit.Json(after), Details = PortalAudit.Json(details),
+            SecurityLevel = level, OccurredAt = now,
+        }, ct);
 
     /// <summary>
     /// Checks a presented secret: found by prefix, then compared by hash in constant time. Revoked wins over

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Microsoft.EntityFrameworkCore;
+using Portal.Domain.Audit;
 using Portal.Domain.Persistence;
 using Portal.Domain.Tenancy;
 
@@ -10,9 +11,9 @@ public sealed record RateLimitInput(string? Scope, string? Subject, int? MaxRequ
 /// <summary>
 /// Creates, changes and deletes a project's rate limits. Each change is recorded in rate_limit_changes and tells
 /// the <see cref="RateLimiter"/> on this node to reload the project's limits at once (other nodes within
-/// <see cref="RateLimiter.CacheLifetime"/>).
+/// <see cref="RateLimiter.CacheLifetime"/>), then is appended to the audit trail (see <see cref="PortalAudit"/>).
 /// </summary>
-public sealed class RateLimitService(IDbContextFactory<PortalDbContext> dbFactory, RateLimiter limiter, TimeProvider clock)
+public sealed class RateLimitService(IDbContextFactory<PortalDbContext> dbFactory, RateLimiter limiter, TimeProvider clock, PortalAudit audit)
 {
     public const int MaxWindowSeconds = 86_400;
 
@@ -48,6 +49,7 @@ public sealed class RateLimitService(IDbContextFactory<PortalDbContext> dbFactor
         db.RateLimitChanges.Add(new RateLimitChange { ProjectId = projectId, RateLimitId = limit.Id, Action = "created", After = Describe(limit), ChangedBy = actor, ChangedAt = now });
         await db.SaveChangesAsync(ct);
         limiter.Invalidate(projectId);
+        await RecordAsync(db, projectId, limit.Id, "created", actor, null, Describe(limit), AuditSecurityLevel.Normal, now, ct);
         return limit;
     }
 
@@ -57,6 +59,7 @@ public sealed class RateLimitService(IDbContextFactory<PortalDbContext> dbFactor
         var limit = await db.RateLimits.FirstOrDefaultAsync(r => r.Id == id && r.ProjectId == projectId, ct) ?? throw DomainException.NotFound("Rate limit");
         var (scope, subject) = await ValidateAsync(db, projectId, input, ct);
         var before = Describe(limit);
+        var wasEnabled = limit.Enabled;
         var now = clock.GetUtcNow();
         limit.Scope = scope;
         limit.Subject = subject;
@@ -69,6 +72,9 @@ public sealed class RateLimitService(IDbContextFactory<PortalDbContext> dbFactor
         db.RateLimitChanges.Add(new RateLimitChange { ProjectId = projectId, RateLimitId = id, Action = "updated", Before = before, After = Describe(limit), ChangedBy = actor, ChangedAt = now });
         await db.SaveChangesAsync(ct);
         limiter.Invalidate(projectId);
+        // Switching a limit off removes a protection against runaway or abusive use.
+        await RecordAsync(db, projectId, id, "updated", actor, before, Describe(limit),
+            wasEnabled && !limit.Enabled ? AuditSecurityLevel.Warning : AuditSecurityLevel.Normal, now, ct);
         return limit;
     }
 
@@ -77,10 +83,22 @@ public sealed class RateLimitService(IDbContextFactory<PortalDbContext> dbFactor
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         var limit = await db.RateLimits.FirstOrDefaultAsync(r => r.Id == id && r.ProjectId == projectId, ct) ?? throw DomainException.NotFound("Rate limit");
         db.RateLimits.Remove(limit);
-        db.RateLimitChanges.Add(new RateLimitChange { ProjectId = projectId, RateLimitId = id, Action = "deleted", Before = Describe(limit), ChangedBy = actor, ChangedAt = clock.GetUtcNow() });
+        var now = clock.GetUtcNow();
+        db.RateLimitChanges.Add(new RateLimitChange { ProjectId = projectId, RateLimitId = id, Action = "deleted", Before = Describe(limit), ChangedBy = actor, ChangedAt = now });
         await db.SaveChangesAsync(ct);
         limiter.Invalidate(projectId);
+        await RecordAsync(db, projectId, id, "deleted", actor, Describe(limit), null,
+            limit.Enabled ? AuditSecurityLevel.Warning : AuditSecurityLevel.Normal, now, ct);
     }
+
+    private async Task RecordAsync(PortalDbContext db, Guid projectId, Guid id, string action, Guid actor, string? before, string? after,
+        AuditSecurityLevel level, DateTimeOffset now, CancellationToken ct) =>
+        await audit.RecordAsync(new AuditEventDraft
+        {
+            ProjectId = projectId, EventType = "rate_limit." + action, Actor = await PortalAudit.UserAsync(db, projectId, actor, ct),
+            ResourceType = "rate_limit", ResourceId = id.ToString(), Action = action switch { "created" => "create", "updated" => "update", _ => "delete" },
+            BeforeState = before, AfterState = after, SecurityLevel = level, OccurredAt = now,
+        }, ct);
 
     private static async Task<(string Scope, string? Subject)> ValidateAsync(PortalDbContext db, Guid projectId, RateLimitInput input, CancellationToken ct)
     {
