@@ -77,6 +77,11 @@ public static class PortalDomainServices
         services.AddSingleton<Security.ApiKeys.ApiKeyService>();
         services.AddSingleton<Security.RateLimits.RateLimiter>();
         services.AddSingleton<Security.RateLimits.RateLimitService>();
+        services.AddSingleton<Gateway.Catalog.DatasourceService>();
+        services.AddSingleton<Gateway.Catalog.ApprovedQueryService>();
+        services.AddSingleton<Gateway.Catalog.DemoCatalog>();
+        services.AddSingleton<Access.QueryPermissionService>();
+        services.AddSingleton<Access.ColumnMaskService>();
         return services;
     }
 

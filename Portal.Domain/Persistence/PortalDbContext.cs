@@ -118,6 +118,7 @@ public class PortalDbContext(DbContextOptions<PortalDbContext> options) : Identi
             e.HasIndex(x => new { x.JobGroup, x.JobName, x.StartedAt });
         });
         Security.SecurityModel.Configure(b);
+        Gateway.Catalog.CatalogModel.Configure(b);
 
         b.Entity<AuditEvent>(e =>
         {
