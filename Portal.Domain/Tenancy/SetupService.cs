@@ -17,7 +17,8 @@ public sealed record DemoResult(Guid ProjectId, string Password, IReadOnlyList<D
 /// First-run setup: there is no default password. While the portal has no users, a one-time token (printed to the
 /// console, only its hash stored) lets the first visitor create the organization, its first project and its admin.
 /// </summary>
-public sealed class SetupService(IDbContextFactory<PortalDbContext> dbFactory, UserManager<PortalUser> users, SuiteService suite, TimeProvider clock)
+public sealed class SetupService(IDbContextFactory<PortalDbContext> dbFactory, UserManager<PortalUser> users, SuiteService suite, TimeProvider clock,
+    Gateway.Catalog.DemoCatalog demoCatalog, DatabaseOptions dbOptions)
 {
     public static readonly TimeSpan TokenLifetime = TimeSpan.FromHours(24);
 
@@ -149,6 +150,8 @@ public sealed class SetupService(IDbContextFactory<PortalDbContext> dbFactory, U
         var admin = await users.FindByEmailAsync("admin@demo.local");
         await suite.InstallAsync(project.Id, Tier.EnterprisePlus, admin!.Id, "demo", ct);
         foreach (var m in Modules.All) await suite.SetModuleAsync(project.Id, m.Id, true, admin.Id, ct);
+        // A sample bank datasource (customers with PII, orders, salaries) with approved queries, grants and masks.
+        await demoCatalog.SeedAsync(project.Id, admin.Id, Path.GetFullPath(dbOptions.DataDirectory), ct);
         return new DemoResult(project.Id, password, accounts);
     }
 
