@@ -85,23 +85,7 @@ internal sealed class CatalogWorld : IAsyncDisposable
         return new NpgsqlConnectionStringBuilder(pg.ConnectionString);
     }
 
-    public async Task<List<string>> RawRowsAsync(string table)
-    {
-        await using var ctx = Db.NewContext();
-        var conn = ctx.Database.GetDbConnection();
-        await conn.OpenAsync();
-        await using var cmd = conn.CreateCommand();
-        cmd.CommandText = $"SELECT * FROM {table}";
-        await using var reader = await cmd.ExecuteReaderAsync();
-        var rows = new List<string>();
-        while (await reader.ReadAsync())
-        {
-            var cells = new List<string>();
-            for (var i = 0; i < reader.FieldCount; i++) cells.Add($"{reader.GetName(i)}={(reader.IsDBNull(i) ? "null" : Convert.ToString(reader.GetValue(i)))}");
-            rows.Add(string.Join("|", cells));
-        }
-        return rows;
-    }
+    public Task<List<string>> RawRowsAsync(string table) => Db.RawRowsAsync(table);
 
     public async ValueTask DisposeAsync()
     {

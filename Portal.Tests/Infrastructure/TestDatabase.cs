@@ -80,6 +80,25 @@ public sealed class TestDatabase : IAsyncDisposable
         return new PortalDbContext(b.Options);
     }
 
+    /// <summary>Every row of a table as "column=value|…" text, read without EF, to prove what is really stored.</summary>
+    public async Task<List<string>> RawRowsAsync(string table)
+    {
+        await using var ctx = NewContext();
+        var conn = ctx.Database.GetDbConnection();
+        await conn.OpenAsync();
+        await using var cmd = conn.CreateCommand();
+        cmd.CommandText = $"SELECT * FROM {table}";
+        await using var reader = await cmd.ExecuteReaderAsync();
+        var rows = new List<string>();
+        while (await reader.ReadAsync())
+        {
+            var cells = new List<string>();
+            for (var i = 0; i < reader.FieldCount; i++) cells.Add($"{reader.GetName(i)}={(reader.IsDBNull(i) ? "null" : Convert.ToString(reader.GetValue(i)))}");
+            rows.Add(string.Join("|", cells));
+        }
+        return rows;
+    }
+
     /// <summary>The Domain services over this database, as the portal registers them.</summary>
     public ServiceProvider Services(TimeProvider? clock = null, Action<IServiceCollection>? configure = null)
     {

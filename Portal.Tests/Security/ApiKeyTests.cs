@@ -14,24 +14,6 @@ namespace Portal.Tests.Security;
 
 public class ApiKeyTests
 {
-    private static async Task<List<string>> RawRowsAsync(TestDatabase db, string table)
-    {
-        await using var ctx = db.NewContext();
-        var conn = ctx.Database.GetDbConnection();
-        await conn.OpenAsync();
-        await using var cmd = conn.CreateCommand();
-        cmd.CommandText = $"SELECT * FROM {table}";
-        await using var reader = await cmd.ExecuteReaderAsync();
-        var rows = new List<string>();
-        while (await reader.ReadAsync())
-        {
-            var cells = new List<string>();
-            for (var i = 0; i < reader.FieldCount; i++) cells.Add($"{reader.GetName(i)}={(reader.IsDBNull(i) ? "null" : Convert.ToString(reader.GetValue(i)))}");
-            rows.Add(string.Join("|", cells));
-        }
-        return rows;
-    }
-
     [Theory]
     [MemberData(nameof(Providers.Both), MemberType = typeof(Providers))]
     public async Task Create_shows_the_secret_once_and_stores_only_its_hash_and_prefix(string provider)
@@ -48,16 +30,16 @@ public class ApiKeyTests
 
         var randomPart = issued.Secret[13..];
         var expectedHash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(issued.Secret)));
-        var keyRows = await RawRowsAsync(w.Db, "api_keys");
+        var keyRows = await w.Db.RawRowsAsync("api_keys");
         var row = Assert.Single(keyRows);
         Assert.Contains($"secret_hash={expectedHash}", row);
         Assert.Contains($"prefix={issued.Key.Prefix}", row);
-        foreach (var r in keyRows.Concat(await RawRowsAsync(w.Db, "api_key_changes")))
+        foreach (var r in keyRows.Concat(await w.Db.RawRowsAsync("api_key_changes")))
         {
             Assert.DoesNotContain(randomPart, r);
             Assert.DoesNotContain(issued.Secret, r);
         }
-        var change = Assert.Single(await RawRowsAsync(w.Db, "api_key_changes"));
+        var change = Assert.Single(await w.Db.RawRowsAsync("api_key_changes"));
         Assert.Contains("action=created", change);
         Assert.DoesNotContain(expectedHash, change);
 
