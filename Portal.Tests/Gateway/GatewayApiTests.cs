@@ -248,4 +248,45 @@ public class GatewayApiTests
         Assert.DoesNotContain(await EventsAsync(app, w.OtherProjectId), e => e.EventType.StartsWith("gateway.", StringComparison.Ordinal));
         Assert.Empty(app.Logs.Errors);
     }
+
+    [Theory]
+    [MemberData(nameof(Providers.Both), MemberType = typeof(Providers))]
+    public async Task No_audit_no_data_and_a_query_past_its_timeout_answers_504(string provider)
+    {
+        await using var db = await TestDatabase.CreateAsync(provider);
+        await using var app = new PortalApp(db);
+        var w = await WorldAsync(app);
+        var userKey = await w.KeyAsync(Roles.User);
+        var lookup = w.Query(DemoCatalog.CustomerLookup);
+
+        // The trail's database refuses the success event: the caller gets 503 and not one row.
+        var sqlite = db.Provider == DatabaseProvider.Sqlite;
+        await using (var ctx = db.NewContext())
+            await ctx.Database.ExecuteSqlRawAsync(sqlite
+                ? $"CREATE TRIGGER poison BEFORE INSERT ON audit_events WHEN NEW.event_type = '{GatewayService.ExecutedEvent}' BEGIN SELECT RAISE(ABORT, 'poison'); END"
+                : $"""
+                  CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+                    IF NEW.event_type = '{GatewayService.ExecutedEvent}' THEN RAISE EXCEPTION 'poison'; END IF; RETURN NEW; END $$;
+                  CREATE TRIGGER poison BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION poison();
+                  """);
+        var refused = await w.ExecuteAsync(userKey, lookup, new { customer_id = 3 });
+        var problem = await ProblemAsync(refused, HttpStatusCode.ServiceUnavailable);
+        Assert.Equal("audit_unavailable", problem.GetProperty("code").GetString());
+        Assert.False(problem.TryGetProperty("rows", out _));
+        Assert.DoesNotContain("@", await refused.Content.ReadAsStringAsync());
+        await using (var ctx = db.NewContext())
+            await ctx.Database.ExecuteSqlRawAsync(sqlite ? "DROP TRIGGER poison" : "DROP TRIGGER poison ON audit_events");
+        Assert.Equal(HttpStatusCode.OK, (await w.ExecuteAsync(userKey, lookup, new { customer_id = 3 })).StatusCode);
+
+        var slow = await app.Get<ApprovedQueryService>().CreateAsync(w.ProjectId, new ApprovedQueryRequest(w.Demo.DatasourceId, "Slow count", "Counts for a long time.",
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000) SELECT count(*) AS n FROM c", [], [], 1, ApprovedQueryService.MinTimeoutMs), w.Admin);
+        await app.Get<Portal.Domain.Access.QueryPermissionService>().SetAsync(w.ProjectId, slow.Id,
+            new Portal.Domain.Access.QueryGrant(Portal.Domain.Access.PrincipalTypes.Role, Roles.User, true, true, false), w.Admin);
+        var timedOut = await ProblemAsync(await w.ExecuteAsync(userKey, slow.Id, null), HttpStatusCode.GatewayTimeout);
+        Assert.Equal("timeout", timedOut.GetProperty("code").GetString());
+
+        var events = await EventsAsync(app, w.ProjectId);
+        Assert.Contains(events, e => e.EventType == GatewayService.DeniedEvent && e.ResourceId == slow.Id.ToString() && e.Details!.Contains("\"timeout\""));
+        Assert.True((await app.Get<AuditVerifier>().VerifyAsync(w.ProjectId)).Ok);
+    }
 }
