@@ -7,13 +7,21 @@ namespace Portal.Domain.Gateway;
 /// <summary>Where a gateway call came from; copied onto every audit event of the call.</summary>
 public sealed record GatewayRequestContext(string? ClientIp, string? UserAgent, string? RequestId);
 
-/// <summary>An API key that passed authentication: the project it belongs to and the role it acts as.</summary>
-public sealed record GatewayPrincipal(Guid ProjectId, Guid KeyId, string KeyPrefix, string KeyName, string Role);
+/// <summary>An API key that passed authentication: the project it belongs to, the role it acts as and its scopes.</summary>
+public sealed record GatewayPrincipal(Guid ProjectId, Guid KeyId, string KeyPrefix, string KeyName, string Role, IReadOnlyList<string>? Scopes = null)
+{
+    /// <summary>A key with "query:&lt;id&gt;" scopes may reach only those queries; a key without any reaches all its role may.</summary>
+    public bool InScope(Guid queryId)
+    {
+        var queries = (Scopes ?? []).Where(s => s.StartsWith("query:", StringComparison.Ordinal)).ToList();
+        return queries.Count == 0 || queries.Any(s => Guid.TryParse(s.AsSpan(6), out var id) && id == queryId);
+    }
+}
 
 public enum GatewayDenialKind
 {
     Unauthenticated, ModuleDisabled, Forbidden, NotFound, RateLimited, InvalidParameters, InjectionBlocked,
-    DatasourceFailed, Timeout, AuditUnavailable,
+    DatasourceFailed, Timeout, AuditUnavailable, PayloadTooLarge,
 }
 
 /// <summary>Why the gateway refused a call. <see cref="Errors"/> name the bad fields; the message is safe to return.</summary>
@@ -24,6 +32,7 @@ public sealed record GatewayDenial(GatewayDenialKind Kind, string Title, IReadOn
         GatewayDenialKind.Unauthenticated => 401,
         GatewayDenialKind.ModuleDisabled or GatewayDenialKind.Forbidden => 403,
         GatewayDenialKind.NotFound => 404,
+        GatewayDenialKind.PayloadTooLarge => 413,
         GatewayDenialKind.RateLimited => 429,
         GatewayDenialKind.InvalidParameters or GatewayDenialKind.InjectionBlocked => 400,
         GatewayDenialKind.DatasourceFailed => 502,

@@ -40,7 +40,7 @@ public sealed class GatewayService(
         var result = await keys.AuthenticateAsync(presentedKey, request.ClientIp, ct);
         ApiKeySecret.TryParsePrefix(presentedKey, out var prefix);
         if (result.Succeeded)
-            return GatewayOutcome<GatewayPrincipal>.Ok(new(result.ProjectId!.Value, result.KeyId!.Value, prefix, result.Name ?? "", result.Role!));
+            return GatewayOutcome<GatewayPrincipal>.Ok(new(result.ProjectId!.Value, result.KeyId!.Value, prefix, result.Name ?? "", result.Role!, result.Scopes));
 
         var failure = result.Failure ?? ApiKeyFailure.Unknown;
         var denial = new GatewayDenial(GatewayDenialKind.Unauthenticated,
@@ -77,7 +77,7 @@ public sealed class GatewayService(
         {
             var page = await queries.ListAsync(principal.ProjectId, skip, 200, QueryStatuses.Active, ct);
             foreach (var q in page.Items)
-                if (await permissions.CanAsync(principal.ProjectId, q.Id, who, QueryAction.View, ct))
+                if (principal.InScope(q.Id) && await permissions.CanAsync(principal.ProjectId, q.Id, who, QueryAction.View, ct))
                     visible.Add(new(q.Id, q.Name, q.Description, q.Version, q.Parameters, q.Classifications, q.RowCap));
             if (skip + page.Items.Count >= page.Total || page.Items.Count == 0) break;
         }
@@ -107,6 +107,10 @@ public sealed class GatewayService(
         if (!await permissions.CanAsync(principal.ProjectId, queryId, new QueryPrincipal(principal.Role), QueryAction.Execute, ct))
             return Deny(await DenyAsync(principal, request, queryId,
                 new GatewayDenial(GatewayDenialKind.Forbidden, $"Keys acting as {principal.Role} may not run this query.", []), "execute", query));
+
+        if (!principal.InScope(queryId))
+            return Deny(await DenyAsync(principal, request, queryId,
+                new GatewayDenial(GatewayDenialKind.Forbidden, "This API key is scoped to other queries.", []), "execute", query));
 
         var limits = new RateLimitContext(principal.ProjectId, principal.KeyId, null, principal.Role, queryId.ToString());
         var decision = await limiter.TryAcquireAsync(limits, ct);
@@ -176,6 +180,11 @@ public sealed class GatewayService(
         var columns = masked.Masking.Select(m => new GatewayColumn(m.Column, m.Mask is not null, MaskName(m.Mask))).ToList();
         return GatewayOutcome<GatewayResult>.Ok(new GatewayResult(query.Id, query.Version, columns, masked.Rows, masked.Truncated, durationMs, receipt.Id));
     }
+
+    /// <summary>Refuses a request whose body exceeds <paramref name="maxBytes"/>, before any of it is parsed; audited like every denial.</summary>
+    public async Task<GatewayDenial> RefuseOversizedAsync(GatewayPrincipal principal, Guid? queryId, int maxBytes, GatewayRequestContext request) =>
+        await DenyAsync(principal, request, queryId, new GatewayDenial(GatewayDenialKind.PayloadTooLarge, $"The request body is larger than {maxBytes / 1024} KB.",
+            [new FieldError("body", $"At most {maxBytes} bytes are accepted.")]), "execute", null, level: AuditSecurityLevel.Warning);
 
     private static GatewayOutcome<GatewayResult> Deny(GatewayDenial denial) => GatewayOutcome<GatewayResult>.Deny(denial);
 

@@ -177,6 +177,8 @@ public class GatewayApiTests
         var expired = await keys.CreateAsync(w.ProjectId, new CreateApiKeyRequest("expired agent", Roles.User), w.Admin);
         await using (var ctx = await app.Get<IDbContextFactory<PortalDbContext>>().CreateDbContextAsync())
             await ctx.ApiKeys.Where(k => k.Id == expired.Key.Id).ExecuteUpdateAsync(s => s.SetProperty(k => k.ExpiresAt, DateTimeOffset.UtcNow.AddMinutes(-1)));
+        var orders = w.Query(DemoCatalog.OrdersByDate);
+        var scoped = (await keys.CreateAsync(w.ProjectId, new CreateApiKeyRequest("orders only", Roles.User, [$"query:{orders}"]), w.Admin)).Secret;
         var start = (await EventsAsync(app, w.ProjectId)).Count;
         var orgStart = (await EventsAsync(app, AuditEventDraft.OrganizationChain)).Count;
         var lookup = w.Query(DemoCatalog.CustomerLookup);
@@ -193,6 +195,11 @@ public class GatewayApiTests
         // 403: the role has no grant on this query.
         var forbidden = await ProblemAsync(await w.ExecuteAsync(securityKey, lookup, new { customer_id = 1 }), HttpStatusCode.Forbidden);
         Assert.Equal("forbidden", forbidden.GetProperty("code").GetString());
+
+        // 403: the role may run the query but the key is scoped to another one, and lists only that one.
+        await ProblemAsync(await w.ExecuteAsync(scoped, lookup, new { customer_id = 1 }), HttpStatusCode.Forbidden);
+        var scopedList = (await JsonAsync(await w.ListAsync(scoped))).GetProperty("queries").EnumerateArray().Select(q => q.GetProperty("id").GetGuid()).ToList();
+        Assert.Equal([orders], scopedList);
 
         // 404: another project's query answers exactly as an id that exists nowhere.
         var foreign = await ProblemAsync(await w.ExecuteAsync(userKey, w.OtherDemo.Queries[DemoCatalog.CustomerLookup], new { customer_id = 1 }), HttpStatusCode.NotFound);
@@ -217,7 +224,8 @@ public class GatewayApiTests
 
         // 413: the body limit is 64 KB.
         var huge = new StringContent("{\"parameters\":{\"customer_id\":\"" + new string('1', 70_000) + "\"}}", Encoding.UTF8, "application/json");
-        await ProblemAsync(await w.SendAsync(HttpMethod.Post, $"/api/v1/queries/{lookup}/execute", userKey, huge), HttpStatusCode.RequestEntityTooLarge);
+        var tooLarge = await ProblemAsync(await w.SendAsync(HttpMethod.Post, $"/api/v1/queries/{lookup}/execute", userKey, huge), HttpStatusCode.RequestEntityTooLarge);
+        Assert.True(tooLarge.GetProperty("errors").TryGetProperty("body", out _));
 
         // 429 with Retry-After once the query's limit is used up.
         await app.Get<RateLimitService>().CreateAsync(w.ProjectId, new RateLimitInput(RateLimitScopes.Query, lookup.ToString(), 1, null, 60), w.Admin);
@@ -234,8 +242,9 @@ public class GatewayApiTests
 
         var events = (await EventsAsync(app, w.ProjectId)).Skip(start).ToList();
         var gateway = events.Where(e => e.EventType.StartsWith("gateway.", StringComparison.Ordinal) || e.EventType == GatewayService.KeyRejectedEvent).ToList();
-        // revoked + expired (this project's keys), forbidden, 2x not found, bad params, injection, not JSON, ok, limited, 2x module off.
-        Assert.Equal(12, gateway.Count);
+        // revoked + expired (this project's keys), forbidden, scoped forbidden + scoped list, 2x not found, bad params,
+        // injection, not JSON, too large, ok, limited, 2x module off.
+        Assert.Equal(15, gateway.Count);
         Assert.Equal(2, gateway.Count(e => e.EventType == GatewayService.KeyRejectedEvent));
         Assert.Single(gateway, e => e.EventType == GatewayService.ExecutedEvent);
         var blocked = gateway.Single(e => e.Details!.Contains("injectionBlocked"));

@@ -46,13 +46,15 @@ public static class GatewayApi
 
     private static async Task<IResult> ExecuteAsync(string id, HttpContext ctx, GatewayService gateway)
     {
-        if (ctx.Request.ContentLength > MaxBodyBytes) return TooLarge();
+        // The key comes first (headers only), so an anonymous caller cannot make the portal read a large body.
         var request = RequestOf(ctx);
         var auth = await gateway.AuthenticateAsync(PresentedKey(ctx), request, ctx.RequestAborted);
         if (auth.Denial is { } denied) return Problem(ctx, denied);
 
-        var (body, tooLarge) = await ReadBodyAsync(ctx);
-        if (tooLarge) return TooLarge();
+        // An id that is not a GUID names no query anywhere: the same 404 as a missing or foreign id.
+        var queryId = Guid.TryParse(id, out var g) ? g : Guid.Empty;
+        var (body, tooLarge) = ctx.Request.ContentLength > MaxBodyBytes ? (Array.Empty<byte>(), true) : await ReadBodyAsync(ctx);
+        if (tooLarge) return Problem(ctx, await gateway.RefuseOversizedAsync(auth.Value!, queryId, MaxBodyBytes, request));
         JsonElement? parameters = null;
         var bodyErrors = new List<FieldError>();
         if (body.Length > 0)
@@ -66,8 +68,6 @@ public static class GatewayApi
             catch (JsonException) { bodyErrors.Add(new("body", "The body is not valid JSON.")); }
         }
 
-        // An id that is not a GUID names no query anywhere: the same 404 as a missing or foreign id.
-        var queryId = Guid.TryParse(id, out var g) ? g : Guid.Empty;
         var result = await gateway.ExecuteAsync(auth.Value!, queryId, parameters, request, bodyErrors, ctx.RequestAborted);
         if (result.Denial is { } d) return Problem(ctx, d);
         var r = result.Value!;
@@ -103,10 +103,6 @@ public static class GatewayApi
         catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge) { return ([], true); }
         return (buffer.ToArray(), false);
     }
-
-    private static IResult TooLarge() =>
-        Results.Problem(statusCode: StatusCodes.Status413PayloadTooLarge, title: $"The request body is larger than {MaxBodyBytes / 1024} KB.",
-            extensions: new Dictionary<string, object?> { ["errors"] = new Dictionary<string, string[]> { ["body"] = [$"At most {MaxBodyBytes} bytes are accepted."] } });
 
     private static IResult Problem(HttpContext ctx, GatewayDenial denial)
     {
