@@ -82,6 +82,8 @@ public static class PortalDomainServices
         services.AddSingleton<Gateway.Catalog.DemoCatalog>();
         services.AddSingleton<Access.QueryPermissionService>();
         services.AddSingleton<Access.ColumnMaskService>();
+        services.AddSingleton(_ => Gateway.GatewayOptions.FromConfiguration(configuration, options));
+        services.AddSingleton<Gateway.GatewayService>();
         return services;
     }
 

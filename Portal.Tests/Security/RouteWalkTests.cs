@@ -21,6 +21,12 @@ namespace Portal.Tests.Security;
 public class RouteWalkTests(RouteWalkFixture fixture) : IClassFixture<RouteWalkFixture>
 {
     /// <summary>
+    /// The gateway API: anonymous to ASP.NET because callers authenticate with an API key inside the pipeline, not
+    /// with a portal cookie. Without a key each answers 401, which the walk checks.
+    /// </summary>
+    private static readonly string[] KeyAuthenticatedRoutes = ["/api/v1/queries", "/api/v1/queries/{id}/execute"];
+
+    /// <summary>
     /// The only routes open without signing in (besides static assets). A new anonymous route fails the walk until
     /// it is added here on purpose.
     /// </summary>
@@ -28,7 +34,8 @@ public class RouteWalkTests(RouteWalkFixture fixture) : IClassFixture<RouteWalkF
     [
         "/Account/Login", "/Account/Lockout", "/Account/LoginWith2fa", "/Account/LoginWithRecoveryCode",
         "/Account/AccessDenied", "/Account/InvalidUser", "/setup", "/not-found", "/Error",
-        "/health/live", "/health/ready", "/metrics",
+        "/health/live", "/health/ready", "/metrics", "/openapi/{documentName}.json",
+        .. KeyAuthenticatedRoutes,
     ];
 
     private const string AccessProblemText = "have access to this page";
@@ -94,6 +101,10 @@ public class RouteWalkTests(RouteWalkFixture fixture) : IClassFixture<RouteWalkF
                 var r = await SendAsync(w.Anonymous, method, url);
                 var denied = RedirectsToLogin(r) || r.StatusCode == HttpStatusCode.Unauthorized;
                 if ((int)r.StatusCode >= 500) problems.Add($"{method} {url}: {(int)r.StatusCode}");
+                else if (KeyAuthenticatedRoutes.Contains(Route(e)))
+                {
+                    if (r.StatusCode != HttpStatusCode.Unauthorized) problems.Add($"{method} {url}: API route without a key answered {(int)r.StatusCode}, not 401");
+                }
                 else if (AnonymousRoutes.Contains(Route(e)))
                 {
                     if (method == "GET" && denied) problems.Add($"{method} {url}: allow-listed but denied ({(int)r.StatusCode})");

@@ -10,6 +10,7 @@ using Portal.Components.Account;
 using Portal.Domain;
 using Portal.Domain.Persistence;
 using Portal.Domain.Tenancy;
+using Portal.Gateway;
 using Portal.Jobs;
 using Portal.Security;
 using Radzen;
@@ -74,6 +75,8 @@ public static class PortalHosting
 
 
         services.AddProblemDetails();
+        // Only the gateway API is described; pages and account endpoints are not part of the public contract.
+        services.AddOpenApi(o => o.ShouldInclude = d => d.RelativePath?.StartsWith("api/", StringComparison.Ordinal) == true);
         services.AddHealthChecks()
             .AddCheck("process", () => HealthCheckResult.Healthy(), tags: ["live"])
             .AddCheck<DatabaseReadyCheck>("database", tags: ["ready"]);
@@ -121,6 +124,8 @@ public static class PortalHosting
         app.MapStaticAssets().AllowAnonymous();
         app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
         app.MapAdditionalIdentityEndpoints();
+        app.MapGatewayApi();
+        app.MapOpenApi().AllowAnonymous();
 
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = c => c.Tags.Contains("live") }).AllowAnonymous();
         app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") }).AllowAnonymous();
