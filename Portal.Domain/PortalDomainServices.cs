@@ -65,6 +65,7 @@ public static class PortalDomainServices
             sp.GetService<Microsoft.Extensions.Logging.ILogger<AuditWriter>>(), sp.GetService<AuditWriterOptions>()));
         services.AddSingleton<AuditVerifier>();
         services.AddSingleton<AuditExporter>();
+        services.AddSingleton<AuditSearch>();
         services.AddSingleton<PortalAudit>();
         services.AddSingleton<SignInAudit>();
         services.AddSingleton<SuiteService>();
