@@ -9,6 +9,7 @@ public static class NavCatalog
     [
         new("Project", "Overview", "space_dashboard", "", Portal.Domain.Tenancy.Permissions.ProjectView),
         new("Access", "API keys", "key", "keys", Portal.Domain.Tenancy.Permissions.KeysManage),
+        new("Access", "Datasources", "storage", "datasources", Portal.Domain.Tenancy.Permissions.DatasourcesManage),
         new("Audit", "Audit log", "receipt_long", "audit", Portal.Domain.Tenancy.Permissions.AuditRead),
         new("Settings", "Members", "group", "members", Portal.Domain.Tenancy.Permissions.MembersManage),
         new("Settings", "Roles", "admin_panel_settings", "roles", Portal.Domain.Tenancy.Permissions.ProjectView),
