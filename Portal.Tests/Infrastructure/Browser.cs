@@ -154,6 +154,9 @@ public sealed class BrowserSession : IAsyncDisposable
         await dropdown.ClickAsync();
         var item = Page.Locator(".rz-dropdown-panel:visible .rz-dropdown-item", new() { HasTextRegex = new Regex("^\\s*" + Regex.Escape(text)) });
         await item.First.ClickAsync();
+        // The choice is applied by a round trip to the server; wait until the dropdown shows it, so a click that
+        // follows (e.g. a submit) cannot overtake it.
+        await Expect(dropdown.Locator(".rz-dropdown-label").First).ToContainTextAsync(text);
     }
 
     /// <summary>Answers the open Radzen confirm dialog with the button named <paramref name="button"/>.</summary>
