@@ -104,4 +104,23 @@ public static class PortalDomainServices
 public sealed record PortalDatabase(DatabaseProvider Provider, string ConnectionString)
 {
     public MigrationRunner CreateMigrationRunner(Microsoft.Extensions.Logging.ILogger? logger = null) => new(Provider, ConnectionString, logger);
+
+    /// <summary>
+    /// Applies the database scripts at process start (portal or worker, whichever starts first). An unreachable or
+    /// unusable database becomes a <see cref="ConfigurationException"/> naming the setting, so startup stops with one line.
+    /// </summary>
+    public async Task<MigrationResult> MigrateAtStartupAsync(Microsoft.Extensions.Logging.ILogger logger, CancellationToken ct = default)
+    {
+        try
+        {
+            var result = await CreateMigrationRunner(logger).RunAsync(ct);
+            Microsoft.Extensions.Logging.LoggerExtensions.LogInformation(logger,
+                "Portal database ready on {Provider}: {Applied} script(s) applied now, {Earlier} earlier", Provider, result.Applied.Count, result.AlreadyApplied.Count);
+            return result;
+        }
+        catch (Exception e) when (e is not MigrationException and not ConfigurationException)
+        {
+            throw new ConfigurationException($"Database:ConnectionString: cannot open the {Provider} portal database ({e.GetBaseException().Message}).", e);
+        }
+    }
 }

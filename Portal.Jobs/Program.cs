@@ -66,14 +66,6 @@ public static class Worker
     {
         var logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Portal.Jobs.Worker");
         var db = host.Services.GetRequiredService<PortalDatabase>();
-        try
-        {
-            var result = await db.CreateMigrationRunner(logger).RunAsync();
-            logger.LogInformation("Portal database ready on {Provider}: {Applied} script(s) applied now, {Earlier} earlier", db.Provider, result.Applied.Count, result.AlreadyApplied.Count);
-        }
-        catch (Exception e) when (e is not MigrationException and not ConfigurationException)
-        {
-            throw new ConfigurationException($"Database:ConnectionString: cannot open the {db.Provider} portal database ({e.GetBaseException().Message}).", e);
-        }
+        await db.MigrateAtStartupAsync(logger);
     }
 }

@@ -10,21 +10,6 @@ namespace Portal.Tests.Security;
 /// <summary>Signing in and out through the real forms, over HTTP.</summary>
 public class SignInTests
 {
-    private static async Task<string> TokenAsync(HttpClient client, string page)
-    {
-        var html = await client.GetStringAsync(page);
-        var token = Regex.Match(html, "name=\"__RequestVerificationToken\" value=\"([^\"]+)\"").Groups[1].Value;
-        Assert.False(string.IsNullOrEmpty(token), $"{page} has no antiforgery token");
-        return token;
-    }
-
-    private static async Task<HttpResponseMessage> PostLoginAsync(HttpClient client, string email, string password) =>
-        await client.PostAsync("/Account/Login", new FormUrlEncodedContent(new Dictionary<string, string>
-        {
-            ["__RequestVerificationToken"] = await TokenAsync(client, "/Account/Login"), ["_handler"] = "login",
-            ["Input.Email"] = email, ["Input.Password"] = password,
-        }));
-
     private static string? LocationPath(HttpResponseMessage r) =>
         r.Headers.Location is { } l ? "/" + (l.IsAbsoluteUri ? l.AbsolutePath : l.OriginalString.Split('?')[0]).TrimStart('/') : null;
 
@@ -41,23 +26,23 @@ public class SignInTests
         await app.AddMemberAsync(projectId, "bob@bank.test", Roles.User, admin.Id);
         var client = app.Client();
 
-        var wrong = await PostLoginAsync(client, "bob@bank.test", "Wrong-Password-123");
+        var wrong = await Forms.PostLoginAsync(client, "bob@bank.test", "Wrong-Password-123");
         Assert.Equal(HttpStatusCode.OK, wrong.StatusCode);
         Assert.Contains("The e-mail or password is not correct.", await wrong.Content.ReadAsStringAsync());
         Assert.DoesNotContain(wrong.Headers.TryGetValues("Set-Cookie", out var cookies) ? cookies : [], c => c.StartsWith("portal.auth="));
         Assert.False(await IsSignedInAsync(client));
 
         // An unknown account answers exactly like a wrong password.
-        var unknown = await PostLoginAsync(client, "nobody@bank.test", "Wrong-Password-123");
+        var unknown = await Forms.PostLoginAsync(client, "nobody@bank.test", "Wrong-Password-123");
         Assert.Contains("The e-mail or password is not correct.", await unknown.Content.ReadAsStringAsync());
 
         for (var attempt = 2; attempt <= 4; attempt++)
-            Assert.Equal(HttpStatusCode.OK, (await PostLoginAsync(client, "bob@bank.test", $"Wrong-Password-{attempt}")).StatusCode);
-        var fifth = await PostLoginAsync(client, "bob@bank.test", "Wrong-Password-5");
+            Assert.Equal(HttpStatusCode.OK, (await Forms.PostLoginAsync(client, "bob@bank.test", $"Wrong-Password-{attempt}")).StatusCode);
+        var fifth = await Forms.PostLoginAsync(client, "bob@bank.test", "Wrong-Password-5");
         Assert.Equal(HttpStatusCode.Redirect, fifth.StatusCode);
         Assert.Equal("/Account/Lockout", LocationPath(fifth));
 
-        var right = await PostLoginAsync(client, "bob@bank.test", TestUsers.Password);
+        var right = await Forms.PostLoginAsync(client, "bob@bank.test", TestUsers.Password);
         Assert.Equal("/Account/Lockout", LocationPath(right));
         Assert.False(await IsSignedInAsync(client));
         Assert.False(await IsSignedInAsync(app.Client()));
@@ -87,7 +72,7 @@ public class SignInTests
         // Plain sign-out ends only this browser's session.
         var signOut = await bystander.PostAsync("/Account/Logout", new FormUrlEncodedContent(new Dictionary<string, string>
         {
-            ["__RequestVerificationToken"] = await TokenAsync(bystander, "/Account/SignOut"),
+            ["__RequestVerificationToken"] = await Forms.AntiforgeryTokenAsync(bystander, "/Account/SignOut"),
         }));
         Assert.Equal(HttpStatusCode.Redirect, signOut.StatusCode);
         Assert.False(await IsSignedInAsync(bystander));
@@ -95,7 +80,7 @@ public class SignInTests
 
         var everywhere = await laptop.PostAsync("/Account/LogoutEverywhere", new FormUrlEncodedContent(new Dictionary<string, string>
         {
-            ["__RequestVerificationToken"] = await TokenAsync(laptop, "/Account/SignOut"),
+            ["__RequestVerificationToken"] = await Forms.AntiforgeryTokenAsync(laptop, "/Account/SignOut"),
         }));
         Assert.Equal(HttpStatusCode.Redirect, everywhere.StatusCode);
         Assert.Equal("/Account/Login", LocationPath(everywhere));

@@ -10,13 +10,6 @@ public class TwoFactorTests
 {
     private static async Task<string> PageAsync(HttpClient client, string page) => await client.GetStringAsync(page);
 
-    private static string Token(string html)
-    {
-        var token = Regex.Match(html, "name=\"__RequestVerificationToken\" value=\"([^\"]+)\"").Groups[1].Value;
-        Assert.False(string.IsNullOrEmpty(token), "no antiforgery token on the page");
-        return token;
-    }
-
     /// <summary>RFC 6238 code (SHA-1, 30 s, 6 digits) from a base32 key, as an authenticator app computes it.</summary>
     private static string Totp(string base32Key, DateTimeOffset at)
     {
@@ -59,14 +52,14 @@ public class TwoFactorTests
 
         var wrong = await client.PostAsync("/Account/Manage/EnableAuthenticator", new FormUrlEncodedContent(new Dictionary<string, string>
         {
-            ["__RequestVerificationToken"] = Token(enablePage), ["_handler"] = "send-code", ["Input.Code"] = "000000",
+            ["__RequestVerificationToken"] = Forms.AntiforgeryToken(enablePage), ["_handler"] = "send-code", ["Input.Code"] = "000000",
         }));
         Assert.Contains("invalid", (await wrong.Content.ReadAsStringAsync()).ToLowerInvariant());
 
         enablePage = await PageAsync(client, "/Account/Manage/EnableAuthenticator");
         var enabled = await client.PostAsync("/Account/Manage/EnableAuthenticator", new FormUrlEncodedContent(new Dictionary<string, string>
         {
-            ["__RequestVerificationToken"] = Token(enablePage), ["_handler"] = "send-code", ["Input.Code"] = Totp(sharedKey, DateTimeOffset.UtcNow),
+            ["__RequestVerificationToken"] = Forms.AntiforgeryToken(enablePage), ["_handler"] = "send-code", ["Input.Code"] = Totp(sharedKey, DateTimeOffset.UtcNow),
         }));
         Assert.True(enabled.StatusCode is HttpStatusCode.Redirect or HttpStatusCode.OK, app.Logs.Errors);
         await using (var ctx = db.NewContext())
@@ -77,7 +70,7 @@ public class TwoFactorTests
         var loginPage = await PageAsync(fresh, "/Account/Login");
         var step1 = await fresh.PostAsync("/Account/Login", new FormUrlEncodedContent(new Dictionary<string, string>
         {
-            ["__RequestVerificationToken"] = Token(loginPage), ["_handler"] = "login", ["Input.Email"] = admin.Email!, ["Input.Password"] = TestUsers.Password,
+            ["__RequestVerificationToken"] = Forms.AntiforgeryToken(loginPage), ["_handler"] = "login", ["Input.Email"] = admin.Email!, ["Input.Password"] = TestUsers.Password,
         }));
         Assert.Equal(HttpStatusCode.Redirect, step1.StatusCode);
         Assert.Contains("LoginWith2fa", step1.Headers.Location!.OriginalString);
@@ -88,7 +81,7 @@ public class TwoFactorTests
         var codePage = await PageAsync(fresh, twoFactorPath);
         var badCode = await fresh.PostAsync(twoFactorPath, new FormUrlEncodedContent(new Dictionary<string, string>
         {
-            ["__RequestVerificationToken"] = Token(codePage), ["_handler"] = "login-with-2fa", ["Input.TwoFactorCode"] = "123456",
+            ["__RequestVerificationToken"] = Forms.AntiforgeryToken(codePage), ["_handler"] = "login-with-2fa", ["Input.TwoFactorCode"] = "123456",
         }));
         Assert.NotEqual(HttpStatusCode.OK, (await fresh.GetAsync("/projects")).StatusCode);
         Assert.Contains("invalid", (await badCode.Content.ReadAsStringAsync()).ToLowerInvariant());
@@ -96,7 +89,7 @@ public class TwoFactorTests
         codePage = await PageAsync(fresh, twoFactorPath);
         var good = await fresh.PostAsync(twoFactorPath, new FormUrlEncodedContent(new Dictionary<string, string>
         {
-            ["__RequestVerificationToken"] = Token(codePage), ["_handler"] = "login-with-2fa", ["Input.TwoFactorCode"] = Totp(sharedKey, DateTimeOffset.UtcNow),
+            ["__RequestVerificationToken"] = Forms.AntiforgeryToken(codePage), ["_handler"] = "login-with-2fa", ["Input.TwoFactorCode"] = Totp(sharedKey, DateTimeOffset.UtcNow),
         }));
         Assert.Equal(HttpStatusCode.Redirect, good.StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await fresh.GetAsync("/projects")).StatusCode);

@@ -150,15 +150,7 @@ public static class PortalHosting
     {
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Portal.Startup");
         var db = app.Services.GetRequiredService<PortalDatabase>();
-        try
-        {
-            var result = await db.CreateMigrationRunner(logger).RunAsync();
-            logger.LogInformation("Portal database ready on {Provider}: {Applied} script(s) applied now, {Earlier} earlier", db.Provider, result.Applied.Count, result.AlreadyApplied.Count);
-        }
-        catch (Exception e) when (e is not MigrationException and not ConfigurationException)
-        {
-            throw new ConfigurationException($"Database:ConnectionString: cannot open the {db.Provider} portal database ({e.GetBaseException().Message}).", e);
-        }
+        await db.MigrateAtStartupAsync(logger);
 
         await using var scope = app.Services.CreateAsyncScope();
         var setup = scope.ServiceProvider.GetRequiredService<SetupService>();
