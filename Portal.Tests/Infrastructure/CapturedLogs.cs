@@ -9,7 +9,15 @@ public sealed class CapturedLogs : ILoggerProvider
     public ConcurrentQueue<string> Lines { get; } = new();
     public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
     public void Dispose() { }
-    public string Errors => string.Join("\n", Lines.Where(l => l.StartsWith("Error") || l.StartsWith("Critical")));
+    public string Errors => string.Join("\n", Lines.Where(l => (l.StartsWith("Error") || l.StartsWith("Critical")) && !IsCircuitTeardown(l)));
+
+    /// <summary>
+    /// A component's JS call racing the browser leaving the page: Blazor logs it while it disposes the circuit. It says
+    /// nothing about the portal (the page is already gone), so it does not count as a server error.
+    /// </summary>
+    private static bool IsCircuitTeardown(string line) =>
+        line.Contains("Microsoft.JSInterop.JSDisconnectedException", StringComparison.Ordinal)
+        && line.Contains("the circuit has disconnected and is being disposed", StringComparison.Ordinal);
 
     private sealed class Logger(CapturedLogs owner, string category) : ILogger
     {
