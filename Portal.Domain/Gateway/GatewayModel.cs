@@ -103,3 +103,15 @@ public sealed class GatewayOptions
         return new GatewayOptions { MaskingHashKey = key, InjectionScreening = mode };
     }
 }
+
+/// <summary>An audited gateway event worth a second look: every denial, and successes flagged above normal (e.g. injection in flag mode).</summary>
+public sealed record GatewayAuditedEvent(Audit.AuditEventDraft Draft, GatewayDenial? Denial, Audit.AuditReceipt Receipt);
+
+/// <summary>
+/// Called after a gateway event is durable in the audit trail, in the request's path (the security module raises
+/// real-time alerts here). Register implementations in DI; they must be quick and must not throw for ordinary input.
+/// </summary>
+public interface IGatewayEventListener
+{
+    ValueTask OnAuditedAsync(GatewayAuditedEvent e, CancellationToken ct);
+}

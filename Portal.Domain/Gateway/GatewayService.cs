@@ -22,8 +22,10 @@ namespace Portal.Domain.Gateway;
 public sealed class GatewayService(
     ApiKeyService keys, SuiteService suite, ApprovedQueryService queries, QueryPermissionService permissions,
     RateLimiter limiter, DatasourceService datasources, ColumnMaskService masks, AuditWriter audit,
-    GatewayOptions options, ILogger<GatewayService>? logger = null)
+    GatewayOptions options, ILogger<GatewayService>? logger = null, IEnumerable<IGatewayEventListener>? listeners = null)
 {
+    private readonly IGatewayEventListener[] listeners = listeners?.ToArray() ?? [];
+
     public const string ExecutedEvent = "gateway.query_executed";
     public const string DeniedEvent = "gateway.query_denied";
     public const string ListedEvent = "gateway.queries_listed";
@@ -175,6 +177,7 @@ public sealed class GatewayService(
         };
         // Durable before the response: without the event, no row leaves the process.
         if (await TryAppendAsync(draft) is not { } receipt) return Deny(AuditUnavailable());
+        if (draft.SecurityLevel != AuditSecurityLevel.Normal) await NotifyAsync(draft, null, receipt);
         await limiter.RecordRowsAsync(limits, masked.Rows.Count, CancellationToken.None);
 
         var columns = masked.Masking.Select(m => new GatewayColumn(m.Column, m.Mask is not null, MaskName(m.Mask))).ToList();
@@ -230,8 +233,28 @@ public sealed class GatewayService(
         return await AuditedDenialAsync(draft, denial);
     }
 
-    private async Task<GatewayDenial> AuditedDenialAsync(AuditEventDraft draft, GatewayDenial denial) =>
-        await TryAppendAsync(draft) is { } receipt ? denial with { EventId = receipt.Id } : AuditUnavailable();
+    private async Task<GatewayDenial> AuditedDenialAsync(AuditEventDraft draft, GatewayDenial denial)
+    {
+        if (await TryAppendAsync(draft) is not { } receipt) return AuditUnavailable();
+        await NotifyAsync(draft, denial, receipt);
+        return denial with { EventId = receipt.Id };
+    }
+
+    /// <summary>
+    /// Tells listeners (security detectors) about an audited denial or a flagged success. A listener's failure is logged
+    /// and never changes the caller's answer: the event is already durable, and scans will find it again from the trail.
+    /// </summary>
+    private async Task NotifyAsync(AuditEventDraft draft, GatewayDenial? denial, AuditReceipt receipt)
+    {
+        foreach (var listener in listeners)
+        {
+            try { await listener.OnAuditedAsync(new GatewayAuditedEvent(draft, denial, receipt), CancellationToken.None); }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                log.LogError(e, "Gateway listener {Listener} failed on event {EventId}", listener.GetType().Name, receipt.Id);
+            }
+        }
+    }
 
     private async Task<AuditReceipt?> TryAppendAsync(AuditEventDraft draft)
     {

@@ -31,6 +31,8 @@ public class PortalDbContext(DbContextOptions<PortalDbContext> options) : Identi
     /// <summary>Read-only for EF: events are appended only by <see cref="AuditWriter"/>.</summary>
     public DbSet<AuditEvent> AuditEvents => Set<AuditEvent>();
     public DbSet<AuditChainHead> AuditChainHeads => Set<AuditChainHead>();
+    public DbSet<Integrations.OutboxMessage> OutboxMessages => Set<Integrations.OutboxMessage>();
+    public DbSet<Integrations.Notification> Notifications => Set<Integrations.Notification>();
 
     public bool IsSqlite => Database.ProviderName == "Microsoft.EntityFrameworkCore.Sqlite";
 
@@ -119,6 +121,7 @@ public class PortalDbContext(DbContextOptions<PortalDbContext> options) : Identi
         });
         Security.SecurityModel.Configure(b);
         Gateway.Catalog.CatalogModel.Configure(b);
+        Integrations.IntegrationsModel.Configure(b);
 
         b.Entity<AuditEvent>(e =>
         {
