@@ -41,6 +41,27 @@ public sealed class JobRunLog(IDbContextFactory<PortalDbContext> dbFactory, Time
             .ExecuteUpdateAsync(s => s.SetProperty(r => r.FinishedAt, now).SetProperty(r => r.Outcome, outcome).SetProperty(r => r.Message, text), ct);
     }
 
+    /// <summary>A run younger than this is never called interrupted: its node may not have checked in to the cluster yet.</summary>
+    public static readonly TimeSpan InterruptedGrace = TimeSpan.FromMinutes(5);
+
+    public const string InterruptedMessage = "Interrupted: the process running this job stopped before it finished.";
+
+    /// <summary>
+    /// Closes runs left "running" by a process that died (kill, crash, power loss): their instance is no longer among
+    /// <paramref name="aliveInstances"/>, so no one will ever record their outcome. Returns how many were closed.
+    /// </summary>
+    public async Task<int> CloseInterruptedAsync(IReadOnlyCollection<string> aliveInstances, CancellationToken ct = default)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        var now = clock.GetUtcNow();
+        var cutoff = now - InterruptedGrace;
+        var alive = aliveInstances.ToList();
+        return await db.JobRuns
+            .Where(r => r.Outcome == JobOutcomes.Running && r.StartedAt <= cutoff && !alive.Contains(r.InstanceName))
+            .ExecuteUpdateAsync(s => s.SetProperty(r => r.Outcome, JobOutcomes.Failed).SetProperty(r => r.FinishedAt, now)
+                .SetProperty(r => r.Message, InterruptedMessage), ct);
+    }
+
     /// <summary>Newest first, for one job.</summary>
     public async Task<Page<JobRun>> RecentAsync(string jobGroup, string jobName, int skip, int take, CancellationToken ct = default)
     {

@@ -110,6 +110,13 @@ public sealed class MembershipService(IDbContextFactory<PortalDbContext> dbFacto
         }, ct);
     }
 
+    /// <summary>Active (not suspended) admins of the project; the page protects the last one from removal and demotion.</summary>
+    public async Task<int> ActiveAdminCountAsync(Guid projectId, CancellationToken ct = default)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        return await db.ProjectMembers.AsNoTracking().CountAsync(m => m.ProjectId == projectId && m.Role == Roles.Admin && !m.Suspended, ct);
+    }
+
     public async Task RemoveAsync(Guid projectId, Guid memberId, Guid actor, CancellationToken ct = default)
     {
         await MutateAsync(projectId, memberId, actor, "member.removed", (db, m) =>

@@ -56,4 +56,44 @@ public class HousekeepingTests
         Assert.Equal(new HousekeepingResult(1, 0), await housekeeping.PurgeAsync());
         Assert.Equal(new HousekeepingResult(0, 0), await housekeeping.PurgeAsync());
     }
+
+    [Theory]
+    [MemberData(nameof(Providers.Both), MemberType = typeof(Providers))]
+    public async Task Runs_left_running_by_a_stopped_process_are_closed_as_interrupted(string provider)
+    {
+        await using var db = await TestDatabase.CreateAsync(provider);
+        var clock = new ManualClock();
+        var now = clock.GetUtcNow();
+        await using var services = db.Services(clock);
+        JobRun Running(string name, string instance, TimeSpan ago) => new()
+        {
+            JobName = name, JobGroup = "portal", FireInstanceId = name, InstanceName = instance, StartedAt = now - ago, Outcome = JobOutcomes.Running,
+        };
+        await using (var ctx = db.NewContext())
+        {
+            ctx.JobRuns.AddRange(
+                Running("dead-node", "portal@host-dead", TimeSpan.FromHours(2)),
+                Running("alive-node", "worker@host-alive", TimeSpan.FromHours(2)),
+                Running("dead-but-recent", "portal@host-dead", TimeSpan.FromMinutes(1)));
+            await ctx.SaveChangesAsync();
+        }
+
+        var log = services.GetRequiredService<JobRunLog>();
+        Assert.Equal(1, await log.CloseInterruptedAsync(["worker@host-alive"]));
+        Assert.Equal(0, await log.CloseInterruptedAsync(["worker@host-alive"]));
+
+        await using (var ctx = db.NewContext())
+        {
+            var runs = await ctx.JobRuns.ToDictionaryAsync(r => r.JobName);
+            Assert.Equal(JobOutcomes.Failed, runs["dead-node"].Outcome);
+            Assert.Equal(JobRunLog.InterruptedMessage, runs["dead-node"].Message);
+            Assert.NotNull(runs["dead-node"].FinishedAt);
+            Assert.Equal(JobOutcomes.Running, runs["alive-node"].Outcome);
+            Assert.Equal(JobOutcomes.Running, runs["dead-but-recent"].Outcome);
+        }
+
+        // Once past the grace period, the recent run of the dead node is closed too.
+        clock.Advance(JobRunLog.InterruptedGrace);
+        Assert.Equal(1, await log.CloseInterruptedAsync(["worker@host-alive"]));
+    }
 }
