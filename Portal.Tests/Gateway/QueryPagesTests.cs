@@ -213,4 +213,48 @@ public class QueryPagesBrowserTests(BrowserFixture browser, ITestOutputHelper ou
         });
         Assert.Empty(app.Logs.Errors);
     }
+
+    [Fact]
+    public async Task A_data_engineer_writes_a_query_the_engine_refuses_fixes_it_runs_it_and_archives_it()
+    {
+        await using var db = await TestDatabase.CreateAsync("sqlite");
+        var (app, admin, projectId, _) = await WorldAsync(db);
+        await using var __ = app;
+        await app.AddMemberAsync(projectId, "dan@northwind.test", Roles.Data, admin);
+        await using var b = await browser.OpenAsync(app, output);
+
+        await b.RunAsync(async page =>
+        {
+            await b.SignInAsync("dan@northwind.test");
+            await b.GotoAsync($"/p/{projectId}/queries");
+            await b.WaitInteractiveAsync();
+            await page.Locator("#new-query").ClickAsync();
+            await page.Locator("#q-name").FillAsync("Orders of one customer");
+            await page.Locator("#q-description").FillAsync("Every order of a customer, newest first.");
+            await page.Locator("#q-sql").FillAsync("DELETE FROM orders WHERE customer_id = @customer_id");
+            await page.Locator("#add-parameter").ClickAsync();
+            await page.Locator("#qp-name-0").FillAsync("customer_id");
+            await b.ChooseAsync(page.Locator("#qp-type-0"), "Int");
+            await page.Locator("#save-query").ClickAsync();
+            // The engine, not string matching, refuses a write; its words appear under the SQL.
+            await Expect(page.Locator("#q-error-sql")).ToBeVisibleAsync();
+            await Expect(page.Locator("#q-error-sql")).ToContainTextAsync("read-only");
+
+            await page.Locator("#q-sql").FillAsync("SELECT id, amount, ordered_on FROM orders WHERE customer_id = @customer_id ORDER BY ordered_on DESC");
+            await page.Locator("#save-query").ClickAsync();
+            await Expect(b.Notifications.Filter(new() { HasText = "Query created" })).ToBeVisibleAsync();
+            await Expect(page.Locator("#query-detail-name")).ToHaveTextAsync("Orders of one customer");
+            await Input(page, "param-customer_id").FillAsync("7");
+            await page.Locator("#run-query").ClickAsync();
+            await Expect(page.Locator("#run-result")).ToBeVisibleAsync();
+            await Expect(page.Locator("#run-grid .masked-col")).ToHaveCountAsync(0);
+
+            await page.Locator("#archive-query").ClickAsync();
+            await b.ConfirmAsync("Archive");
+            await Expect(b.Notifications.Filter(new() { HasText = "Query archived" })).ToBeVisibleAsync();
+            await Expect(page.Locator("#query-detail")).ToHaveCountAsync(0);
+            await Expect(page.Locator("#catalog-grid")).Not.ToContainTextAsync("Orders of one customer");
+        });
+        Assert.Empty(app.Logs.Errors);
+    }
 }
