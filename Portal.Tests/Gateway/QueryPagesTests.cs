@@ -152,6 +152,10 @@ public class QueryPagesBrowserTests(BrowserFixture browser, ITestOutputHelper ou
                 Assert.Equal("uma@northwind.test", ev.ActorEmail);
             }
 
+            // One listing event per page visit: the interactive page reuses what the prerendered page listed.
+            await using (var ctx = await app.Get<Microsoft.EntityFrameworkCore.IDbContextFactory<PortalDbContext>>().CreateDbContextAsync())
+                Assert.Equal(1, ctx.AuditEvents.Count(e => e.EventType == GatewayService.ListedEvent && e.ActorEmail == "uma@northwind.test"));
+
             // A value the parameter's pattern refuses is named next to its field, in the API's words.
             await b.GotoAsync($"/p/{projectId}/queries?query={demo.Queries[DemoCatalog.ContactsByCity]}");
             await b.WaitInteractiveAsync();
