@@ -186,6 +186,18 @@ public class QueryPagesBrowserTests(BrowserFixture browser, ITestOutputHelper ou
             await Expect(page.Locator("#grants-grid")).ToContainTextAsync("role user");
             await b.ScreenshotAsync("access-permissions");
 
+            // A grant to one member, then removed after confirmation.
+            await b.ChooseAsync(page.Locator("#grant-type"), "user");
+            await b.ChooseAsync(page.Locator("#grant-member"), "uma@northwind.test");
+            await page.Locator("#save-grant").ClickAsync();
+            await Expect(b.Notifications.Filter(new() { HasText = "Grant saved" })).ToBeVisibleAsync();
+            var umaRow = page.Locator("#grants-grid").GetByRole(AriaRole.Row).Filter(new() { HasText = "uma@northwind.test" });
+            await Expect(umaRow).ToHaveCountAsync(1);
+            await umaRow.GetByRole(AriaRole.Button, new() { Name = "Remove grant to uma@northwind.test" }).ClickAsync();
+            await b.ConfirmAsync("Remove");
+            await Expect(umaRow).ToHaveCountAsync(0);
+            await b.DismissNotificationsAsync();
+
             await page.GetByRole(AriaRole.Tab, new() { Name = "Column masks" }).ClickAsync();
             await Expect(page.Locator("#masks-grid")).ToContainTextAsync("customers.ssn");
             await page.Locator("#add-mask").ClickAsync();
