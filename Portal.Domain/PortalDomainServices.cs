@@ -84,6 +84,10 @@ public static class PortalDomainServices
         services.AddSingleton<Gateway.Catalog.DemoCatalog>();
         services.AddSingleton<Access.QueryPermissionService>();
         services.AddSingleton<Access.ColumnMaskService>();
+        services.AddSingleton<Access.GatewaySettingsService>();
+        services.AddSingleton<Access.MaskPreview>();
+        services.AddSingleton<Gateway.MemberPrincipals>();
+        services.AddSingleton<Gateway.QueryCatalog>();
         services.AddSingleton(_ => Gateway.GatewayOptions.FromConfiguration(configuration, options));
         services.AddSingleton<Gateway.GatewayService>();
         return services;

@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using Microsoft.EntityFrameworkCore;
+using Portal.Domain.Audit;
 using Portal.Domain.Gateway;
 using Portal.Domain.Gateway.Catalog;
 using Portal.Domain.Persistence;
@@ -22,8 +23,10 @@ public sealed record ColumnMaskRow(
 /// <summary>
 /// Column masks per datasource, keyed by the origin <c>table.column</c> the engine reports, so a mask follows the
 /// column through every approved query. Scoped by project id; another project's mask or datasource answers NotFound.
+/// Every change is recorded in access_changes with the change and then appended to the audit trail with before/after;
+/// removing or loosening a mask is a warning, since it shows data that was hidden.
 /// </summary>
-public sealed partial class ColumnMaskService(IDbContextFactory<PortalDbContext> dbFactory, TimeProvider clock)
+public sealed partial class ColumnMaskService(IDbContextFactory<PortalDbContext> dbFactory, TimeProvider clock, PortalAudit audit)
 {
     public const int MaxShown = 32;
 
@@ -36,7 +39,10 @@ public sealed partial class ColumnMaskService(IDbContextFactory<PortalDbContext>
         await RequireDatasourceAsync(db, projectId, request.DatasourceId, ct);
         await RequireUniqueAsync(db, mask, ct);
         db.Add(mask);
+        var after = Describe(mask);
+        AccessChanges.Stage(db, projectId, AccessSubjects.ColumnMask, mask.Id, "created", null, after, actor, now);
         await SaveAsync(db, mask, ct);
+        await AccessChanges.RecordAsync(audit, db, projectId, AccessSubjects.ColumnMask, mask.Id, "created", null, after, actor, AuditSecurityLevel.Normal, now, ct);
         return ToRow(mask);
     }
 
@@ -45,18 +51,46 @@ public sealed partial class ColumnMaskService(IDbContextFactory<PortalDbContext>
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         var mask = await FindAsync(db, projectId, maskId, ct);
         await RequireDatasourceAsync(db, projectId, request.DatasourceId, ct);
-        Apply(mask, request, actor, clock.GetUtcNow());
+        var before = Describe(mask);
+        var loosened = Loosened(ToRow(mask), request);
+        var now = clock.GetUtcNow();
+        Apply(mask, request, actor, now);
         await RequireUniqueAsync(db, mask, ct);
+        var after = Describe(mask);
+        if (after == before) return ToRow(mask);
+        AccessChanges.Stage(db, projectId, AccessSubjects.ColumnMask, mask.Id, "updated", before, after, actor, now);
         await SaveAsync(db, mask, ct);
+        await AccessChanges.RecordAsync(audit, db, projectId, AccessSubjects.ColumnMask, mask.Id, "updated", before, after, actor,
+            loosened ? AuditSecurityLevel.Warning : AuditSecurityLevel.Normal, now, ct);
         return ToRow(mask);
     }
 
-    public async Task DeleteAsync(Guid projectId, Guid maskId, CancellationToken ct = default)
+    public async Task DeleteAsync(Guid projectId, Guid maskId, Guid actor, CancellationToken ct = default)
     {
         await using var db = await dbFactory.CreateDbContextAsync(ct);
-        var removed = await db.Set<ColumnMask>().Where(m => m.Id == maskId && m.ProjectId == projectId).ExecuteDeleteAsync(ct);
-        if (removed == 0) throw DomainException.NotFound("Column mask");
+        var mask = await FindAsync(db, projectId, maskId, ct);
+        var before = Describe(mask);
+        var now = clock.GetUtcNow();
+        db.Remove(mask);
+        AccessChanges.Stage(db, projectId, AccessSubjects.ColumnMask, mask.Id, "deleted", before, null, actor, now);
+        try { await db.SaveChangesAsync(ct); }
+        catch (DbUpdateConcurrencyException) { throw DomainException.NotFound("Column mask"); }
+        await AccessChanges.RecordAsync(audit, db, projectId, AccessSubjects.ColumnMask, mask.Id, "deleted", before, null, actor, AuditSecurityLevel.Warning, now, ct);
     }
+
+    /// <summary>A change that lets more roles see raw values, or moves the mask to another column, uncovers data.</summary>
+    private static bool Loosened(ColumnMaskRow was, ColumnMaskRequest now) =>
+        (now.VisibleToRoles ?? []).Any(r => !was.VisibleToRoles.Contains(r?.Trim().ToLowerInvariant() ?? "", StringComparer.Ordinal))
+        || !string.Equals(was.Table, now.Table?.Trim(), StringComparison.OrdinalIgnoreCase)
+        || !string.Equals(was.Column, now.Column?.Trim(), StringComparison.OrdinalIgnoreCase)
+        || was.DatasourceId != now.DatasourceId;
+
+    /// <summary>What the trail keeps of a mask: where it applies, how, and who sees through it.</summary>
+    private static string? Describe(ColumnMask m) => PortalAudit.Json(new
+    {
+        datasourceId = m.DatasourceId, table = m.TableName, column = m.ColumnName, maskType = m.MaskType, showFirst = m.ShowFirst, showLast = m.ShowLast,
+        visibleToRoles = CatalogJson.ReadStrings(m.VisibleToRolesJson), classification = m.Classification,
+    });
 
     public async Task<ColumnMaskRow> GetAsync(Guid projectId, Guid maskId, CancellationToken ct = default)
     {

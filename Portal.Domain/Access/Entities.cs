@@ -47,3 +47,34 @@ public sealed class ColumnMask
     public Guid UpdatedBy { get; set; }
     public DateTimeOffset UpdatedAt { get; set; }
 }
+
+/// <summary>A project's own gateway settings; without a row the portal-wide defaults from configuration apply.</summary>
+public sealed class GatewaySetting
+{
+    public Guid ProjectId { get; set; }
+    /// <summary>block or flag (see <see cref="Gateway.InjectionScreeningMode"/>).</summary>
+    public required string InjectionScreening { get; set; }
+    public Guid UpdatedBy { get; set; }
+    public DateTimeOffset UpdatedAt { get; set; }
+}
+
+public static class AccessSubjects
+{
+    public const string QueryPermission = "query_permission";
+    public const string ColumnMask = "column_mask";
+    public const string GatewaySettings = "gateway_settings";
+}
+
+/// <summary>Every change to a grant, a mask or the gateway settings, before/after as JSON, written with the change itself.</summary>
+public sealed class AccessChange
+{
+    public Guid Id { get; set; } = Guid.CreateVersion7();
+    public Guid ProjectId { get; set; }
+    public required string SubjectType { get; set; }
+    public Guid SubjectId { get; set; }
+    public required string Action { get; set; }
+    public string? Before { get; set; }
+    public string? After { get; set; }
+    public Guid ChangedBy { get; set; }
+    public DateTimeOffset ChangedAt { get; set; }
+}

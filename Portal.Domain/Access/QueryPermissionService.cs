@@ -1,4 +1,5 @@
 using Microsoft.EntityFrameworkCore;
+using Portal.Domain.Audit;
 using Portal.Domain.Gateway.Catalog;
 using Portal.Domain.Persistence;
 using Portal.Domain.Tenancy;
@@ -20,9 +21,10 @@ public sealed record QueryPermissionRow(
 /// <summary>
 /// Who may view, execute or edit each approved query. Deny by default: apart from the project admin, a principal
 /// may act only when a grant for its role, its user id or "all" allows that action. Archived queries cannot be
-/// executed by anyone.
+/// executed by anyone. Every change is recorded in access_changes with the change and then appended to the audit
+/// trail with before/after (see <see cref="PortalAudit"/>).
 /// </summary>
-public sealed class QueryPermissionService(IDbContextFactory<PortalDbContext> dbFactory, TimeProvider clock)
+public sealed class QueryPermissionService(IDbContextFactory<PortalDbContext> dbFactory, TimeProvider clock, PortalAudit audit)
 {
     /// <summary>Creates or replaces the grant for this principal; a grant allowing nothing is removed.</summary>
     public async Task<QueryPermissionRow?> SetAsync(Guid projectId, Guid queryId, QueryGrant grant, Guid actor, CancellationToken ct = default)
@@ -36,28 +38,60 @@ public sealed class QueryPermissionService(IDbContextFactory<PortalDbContext> db
 
         var existing = await db.Set<QueryPermission>()
             .FirstOrDefaultAsync(p => p.ProjectId == projectId && p.QueryId == queryId && p.PrincipalType == type && p.Principal == principal, ct);
+        var before = existing is null ? null : Describe(existing);
+        var now = clock.GetUtcNow();
         if (!grant.CanView && !grant.CanExecute && !grant.CanEdit)
         {
-            if (existing is not null) { db.Remove(existing); await db.SaveChangesAsync(ct); }
+            if (existing is null) return null;
+            db.Remove(existing);
+            AccessChanges.Stage(db, projectId, AccessSubjects.QueryPermission, existing.Id, "deleted", before, null, actor, now);
+            await SaveAsync(db, ct);
+            await AccessChanges.RecordAsync(audit, db, projectId, AccessSubjects.QueryPermission, existing.Id, "deleted", before, null, actor, AuditSecurityLevel.Normal, now, ct);
             return null;
         }
+        var created = existing is null;
         existing ??= db.Add(new QueryPermission { ProjectId = projectId, QueryId = queryId, PrincipalType = type, Principal = principal }).Entity;
         existing.CanView = grant.CanView;
         existing.CanExecute = grant.CanExecute;
         existing.CanEdit = grant.CanEdit;
         existing.UpdatedBy = actor;
-        existing.UpdatedAt = clock.GetUtcNow();
-        try { await db.SaveChangesAsync(ct); }
-        catch (DbUpdateException) { throw DomainException.Conflict("This grant was changed at the same time. Reload and try again."); }
+        existing.UpdatedAt = now;
+        var after = Describe(existing);
+        if (after == before) return ToRow(existing);
+        var action = created ? "created" : "updated";
+        AccessChanges.Stage(db, projectId, AccessSubjects.QueryPermission, existing.Id, action, before, after, actor, now);
+        await SaveAsync(db, ct);
+        // Letting every member run a query is the broadest grant there is: worth a second look in the trail.
+        var level = type == PrincipalTypes.All && existing.CanExecute ? AuditSecurityLevel.Warning : AuditSecurityLevel.Normal;
+        await AccessChanges.RecordAsync(audit, db, projectId, AccessSubjects.QueryPermission, existing.Id, action, before, after, actor, level, now, ct);
         return ToRow(existing);
     }
 
-    public async Task RemoveAsync(Guid projectId, Guid permissionId, CancellationToken ct = default)
+    public async Task RemoveAsync(Guid projectId, Guid permissionId, Guid actor, CancellationToken ct = default)
     {
         await using var db = await dbFactory.CreateDbContextAsync(ct);
-        var removed = await db.Set<QueryPermission>().Where(p => p.Id == permissionId && p.ProjectId == projectId).ExecuteDeleteAsync(ct);
-        if (removed == 0) throw DomainException.NotFound("Query permission");
+        var existing = await db.Set<QueryPermission>().FirstOrDefaultAsync(p => p.Id == permissionId && p.ProjectId == projectId, ct)
+            ?? throw DomainException.NotFound("Query permission");
+        var before = Describe(existing);
+        var now = clock.GetUtcNow();
+        db.Remove(existing);
+        AccessChanges.Stage(db, projectId, AccessSubjects.QueryPermission, existing.Id, "deleted", before, null, actor, now);
+        try { await db.SaveChangesAsync(ct); }
+        catch (DbUpdateConcurrencyException) { throw DomainException.NotFound("Query permission"); }
+        await AccessChanges.RecordAsync(audit, db, projectId, AccessSubjects.QueryPermission, existing.Id, "deleted", before, null, actor, AuditSecurityLevel.Normal, now, ct);
     }
+
+    private static async Task SaveAsync(PortalDbContext db, CancellationToken ct)
+    {
+        try { await db.SaveChangesAsync(ct); }
+        catch (DbUpdateException) { throw DomainException.Conflict("This grant was changed at the same time. Reload and try again."); }
+    }
+
+    /// <summary>What the trail keeps of a grant: which query, to whom, and what it allows.</summary>
+    private static string? Describe(QueryPermission p) => PortalAudit.Json(new
+    {
+        queryId = p.QueryId, principalType = p.PrincipalType, principal = p.Principal, canView = p.CanView, canExecute = p.CanExecute, canEdit = p.CanEdit,
+    });
 
     public async Task<IReadOnlyList<QueryPermissionRow>> ListAsync(Guid projectId, Guid queryId, CancellationToken ct = default)
     {

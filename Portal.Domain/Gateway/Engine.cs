@@ -63,6 +63,17 @@ public interface IDatasourceEngine
 
     /// <summary>Runs the SQL with bound values; reads at most <paramref name="rowCap"/> rows and flags truncation.</summary>
     Task<QueryResult> ExecuteAsync(string sql, IReadOnlyList<TypedParameter> parameters, int rowCap, TimeSpan timeout, CancellationToken ct = default);
+
+    /// <summary>
+    /// The base tables and their columns, as masks name them (lower-case, no schema), for the mask editor's choices.
+    /// At most <see cref="SchemaColumn.MaxListed"/>; an engine that cannot list them answers an empty list.
+    /// </summary>
+    Task<IReadOnlyList<SchemaColumn>> ListColumnsAsync(CancellationToken ct = default) => Task.FromResult<IReadOnlyList<SchemaColumn>>([]);
+}
+
+public sealed record SchemaColumn(string Table, string Column)
+{
+    public const int MaxListed = 5000;
 }
 
 internal static class EngineChecks

@@ -7,9 +7,27 @@ namespace Portal.Domain.Gateway;
 /// <summary>Where a gateway call came from; copied onto every audit event of the call.</summary>
 public sealed record GatewayRequestContext(string? ClientIp, string? UserAgent, string? RequestId);
 
-/// <summary>An API key that passed authentication: the project it belongs to, the role it acts as and its scopes.</summary>
+/// <summary>
+/// Who walks the pipeline: an API key that passed authentication (the project it belongs to, the role it acts as and
+/// its scopes), or a signed-in portal member running queries as themselves (<see cref="UserId"/> set; see
+/// <see cref="ForMember"/>). Both take the same steps; only the identity in rate limits and audit events differs.
+/// </summary>
 public sealed record GatewayPrincipal(Guid ProjectId, Guid KeyId, string KeyPrefix, string KeyName, string Role, IReadOnlyList<string>? Scopes = null)
 {
+    /// <summary>The portal member, for a principal made by <see cref="ForMember"/>; null for an API key.</summary>
+    public Guid? UserId { get; init; }
+    public string? Email { get; init; }
+    /// <summary>The key's own role when a "role:" scope narrows it to act as <see cref="Role"/>.</summary>
+    public string? KeyRole { get; init; }
+
+    public bool IsUser => UserId is not null;
+
+    /// <summary>The key prefix as audited; a member has none.</summary>
+    public string? AuditKeyPrefix => IsUser ? null : KeyPrefix;
+
+    public static GatewayPrincipal ForMember(Guid projectId, Guid userId, string email, string role) =>
+        new(projectId, Guid.Empty, "", email, role) { UserId = userId, Email = email };
+
     /// <summary>A key with "query:&lt;id&gt;" scopes may reach only those queries; a key without any reaches all its role may.</summary>
     public bool InScope(Guid queryId)
     {
@@ -68,8 +86,8 @@ public sealed class GatewayOptions
     public required byte[] MaskingHashKey { get; init; }
 
     /// <summary>
-    /// What to do with a value that looks like an injection attempt. A per-project setting is planned; until then the
-    /// portal-wide "Gateway:InjectionScreening" setting applies, and it defaults to block (fail closed).
+    /// What to do with a value that looks like an injection attempt, for projects that have not chosen on the Access
+    /// page (<see cref="Access.GatewaySettingsService"/>): "Gateway:InjectionScreening", default block (fail closed).
     /// </summary>
     public InjectionScreeningMode InjectionScreening { get; init; } = InjectionScreeningMode.Block;
 

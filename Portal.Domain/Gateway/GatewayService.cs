@@ -9,6 +9,7 @@ using Portal.Domain.Gateway.Catalog;
 using Portal.Domain.Security.ApiKeys;
 using Portal.Domain.Security.RateLimits;
 using Portal.Domain.Suite;
+using Portal.Domain.Tenancy;
 
 namespace Portal.Domain.Gateway;
 
@@ -22,7 +23,8 @@ namespace Portal.Domain.Gateway;
 public sealed class GatewayService(
     ApiKeyService keys, SuiteService suite, ApprovedQueryService queries, QueryPermissionService permissions,
     RateLimiter limiter, DatasourceService datasources, ColumnMaskService masks, AuditWriter audit,
-    GatewayOptions options, ILogger<GatewayService>? logger = null, IEnumerable<IGatewayEventListener>? listeners = null)
+    GatewayOptions options, ILogger<GatewayService>? logger = null, IEnumerable<IGatewayEventListener>? listeners = null,
+    MemberPrincipals? members = null, GatewaySettingsService? settings = null)
 {
     private readonly IGatewayEventListener[] listeners = listeners?.ToArray() ?? [];
 
@@ -42,7 +44,12 @@ public sealed class GatewayService(
         var result = await keys.AuthenticateAsync(presentedKey, request.ClientIp, ct);
         ApiKeySecret.TryParsePrefix(presentedKey, out var prefix);
         if (result.Succeeded)
-            return GatewayOutcome<GatewayPrincipal>.Ok(new(result.ProjectId!.Value, result.KeyId!.Value, prefix, result.Name ?? "", result.Role!, result.Scopes));
+        {
+            // A "role:" scope narrows the key: it acts as that role for permissions, rate limits and masks.
+            var acting = ApiKeyRules.ActingRole(result.Role!, result.Scopes);
+            return GatewayOutcome<GatewayPrincipal>.Ok(new(result.ProjectId!.Value, result.KeyId!.Value, prefix, result.Name ?? "", acting, result.Scopes)
+                { KeyRole = acting == result.Role ? null : result.Role });
+        }
 
         var failure = result.Failure ?? ApiKeyFailure.Unknown;
         var denial = new GatewayDenial(GatewayDenialKind.Unauthenticated,
@@ -67,13 +74,31 @@ public sealed class GatewayService(
         return GatewayOutcome<GatewayPrincipal>.Deny(await AuditedDenialAsync(draft, denial));
     }
 
+    /// <summary>
+    /// A signed-in portal member running queries as themselves: their role in the project (a suspended or missing
+    /// membership is refused and audited), then the same pipeline as a key.
+    /// </summary>
+    public async Task<GatewayOutcome<GatewayPrincipal>> AuthenticateMemberAsync(Guid projectId, Guid userId, GatewayRequestContext request, CancellationToken ct = default)
+    {
+        if (members is not null && await members.FindAsync(projectId, userId, ct) is { } principal) return GatewayOutcome<GatewayPrincipal>.Ok(principal);
+        var denial = new GatewayDenial(GatewayDenialKind.Forbidden, "You are not an active member of this project.", []);
+        var draft = new AuditEventDraft
+        {
+            ProjectId = projectId, EventType = DeniedEvent,
+            Actor = new AuditActor("user", userId.ToString(), ClientIp: request.ClientIp, UserAgent: request.UserAgent, RequestId: request.RequestId),
+            Action = "authenticate", Success = false, ErrorMessage = denial.Title, SecurityLevel = AuditSecurityLevel.Warning,
+            Details = PortalAudit.Json(new { outcome = "forbidden", reason = "not an active member" }),
+        };
+        return GatewayOutcome<GatewayPrincipal>.Deny(await AuditedDenialAsync(draft, denial));
+    }
+
     /// <summary>The active queries this key may view, with their parameter schemas.</summary>
     public async Task<GatewayOutcome<IReadOnlyList<GatewayQuerySummary>>> ListQueriesAsync(GatewayPrincipal principal, GatewayRequestContext request, CancellationToken ct = default)
     {
         if (!await suite.IsModuleEnabledAsync(principal.ProjectId, Modules.AccessControl, ct))
             return GatewayOutcome<IReadOnlyList<GatewayQuerySummary>>.Deny(await DenyAsync(principal, request, null, ModuleDisabled(), "list", null));
 
-        var who = new QueryPrincipal(principal.Role);
+        var who = new QueryPrincipal(principal.Role, principal.UserId);
         var visible = new List<GatewayQuerySummary>();
         for (var skip = 0; ; skip += 200)
         {
@@ -86,7 +111,7 @@ public sealed class GatewayService(
 
         var draft = Draft(principal, request, ListedEvent, null, "list") with
         {
-            Details = PortalAudit.Json(new { keyPrefix = principal.KeyPrefix, role = principal.Role, outcome = "listed", queries = visible.Count }),
+            Details = PortalAudit.Json(new { keyPrefix = principal.AuditKeyPrefix, role = principal.Role, keyRole = principal.KeyRole, outcome = "listed", queries = visible.Count }),
             RowsReturned = visible.Count,
         };
         if (await TryAppendAsync(draft) is null) return GatewayOutcome<IReadOnlyList<GatewayQuerySummary>>.Deny(AuditUnavailable());
@@ -106,15 +131,17 @@ public sealed class GatewayService(
         // An archived query is no longer offered; answering as for a missing one keeps its existence private.
         if (query.Status != QueryStatuses.Active) return Deny(await DenyAsync(principal, request, queryId, NotFound, "execute", query));
 
-        if (!await permissions.CanAsync(principal.ProjectId, queryId, new QueryPrincipal(principal.Role), QueryAction.Execute, ct))
+        // A member also needs the role's "run approved queries" permission; a key's role is checked when it is minted.
+        if ((principal.IsUser && !Permissions.RoleHas(principal.Role, Permissions.QueriesExecute))
+            || !await permissions.CanAsync(principal.ProjectId, queryId, new QueryPrincipal(principal.Role, principal.UserId), QueryAction.Execute, ct))
             return Deny(await DenyAsync(principal, request, queryId,
-                new GatewayDenial(GatewayDenialKind.Forbidden, $"Keys acting as {principal.Role} may not run this query.", []), "execute", query));
+                new GatewayDenial(GatewayDenialKind.Forbidden, $"{(principal.IsUser ? "Members" : "Keys")} acting as {principal.Role} may not run this query.", []), "execute", query));
 
         if (!principal.InScope(queryId))
             return Deny(await DenyAsync(principal, request, queryId,
                 new GatewayDenial(GatewayDenialKind.Forbidden, "This API key is scoped to other queries.", []), "execute", query));
 
-        var limits = new RateLimitContext(principal.ProjectId, principal.KeyId, null, principal.Role, queryId.ToString());
+        var limits = new RateLimitContext(principal.ProjectId, principal.IsUser ? null : principal.KeyId, principal.UserId, principal.Role, queryId.ToString());
         var decision = await limiter.TryAcquireAsync(limits, ct);
         if (!decision.Allowed)
             return Deny(await DenyAsync(principal, request, queryId, new GatewayDenial(GatewayDenialKind.RateLimited,
@@ -131,7 +158,8 @@ public sealed class GatewayService(
                 extra: new { errors = validation.Errors.Select(e => new { field = e.Field, message = e.Message }) }));
 
         var findings = InjectionScreener.ScreenAll(validation.Values);
-        if (findings.Count > 0 && options.InjectionScreening == InjectionScreeningMode.Block)
+        // The project's own setting is read only when a value was found suspicious, so ordinary calls pay nothing for it.
+        if (findings.Count > 0 && (settings is null ? options.InjectionScreening : await settings.InjectionScreeningAsync(principal.ProjectId, ct)) == InjectionScreeningMode.Block)
             return Deny(await DenyAsync(principal, request, queryId, new GatewayDenial(GatewayDenialKind.InjectionBlocked,
                 "A parameter value looks like an SQL injection attempt and was blocked.",
                 findings.Select(f => new FieldError(f.Field, $"Blocked: {f.Reason}")).ToList()), "execute", query,
@@ -169,7 +197,7 @@ public sealed class GatewayService(
             SecurityLevel = findings.Count > 0 ? AuditSecurityLevel.Warning : AuditSecurityLevel.Normal,
             Details = PortalAudit.Json(new
             {
-                queryId = query.Id, version = query.Version, keyPrefix = principal.KeyPrefix, role = principal.Role, outcome = "executed",
+                queryId = query.Id, version = query.Version, keyPrefix = principal.AuditKeyPrefix, role = principal.Role, keyRole = principal.KeyRole, outcome = "executed",
                 parameters = Sanitized(validation.Values), truncated = masked.Truncated,
                 masking = masked.Masking.Where(m => m.Mask is not null).Select(m => new { column = m.Column, origin = m.Origin, mask = MaskName(m.Mask), reason = m.Reason }),
                 injection = findings.Count == 0 ? null : findings.Select(f => new { field = f.Field, rule = f.Rule, flagged = true }),
@@ -203,7 +231,9 @@ public sealed class GatewayService(
     {
         ProjectId = principal.ProjectId,
         EventType = eventType,
-        Actor = new AuditActor("api_key", principal.KeyId.ToString(), Role: principal.Role, ClientIp: request.ClientIp, UserAgent: request.UserAgent, RequestId: request.RequestId),
+        Actor = principal.IsUser
+            ? new AuditActor("user", principal.UserId.ToString(), principal.Email, principal.Role, ClientIp: request.ClientIp, UserAgent: request.UserAgent, RequestId: request.RequestId)
+            : new AuditActor("api_key", principal.KeyId.ToString(), Role: principal.Role, ClientIp: request.ClientIp, UserAgent: request.UserAgent, RequestId: request.RequestId),
         ResourceType = query is null ? null : "approved_query",
         ResourceId = query?.Id.ToString(),
         Action = action,
@@ -226,7 +256,7 @@ public sealed class GatewayService(
             SecurityLevel = level ?? (denial.Kind is GatewayDenialKind.Forbidden or GatewayDenialKind.ModuleDisabled ? AuditSecurityLevel.Warning : AuditSecurityLevel.Normal),
             Details = PortalAudit.Json(new
             {
-                queryId, version = query?.Version, keyPrefix = principal.KeyPrefix, role = principal.Role,
+                queryId, version = query?.Version, keyPrefix = principal.AuditKeyPrefix, role = principal.Role, keyRole = principal.KeyRole,
                 outcome = char.ToLowerInvariant(outcome[0]) + outcome[1..], parameters = parameters is null ? null : Sanitized(parameters), detail = extra,
             }),
         };

@@ -125,6 +125,18 @@ public sealed partial class PostgresEngine(string connectionString) : IDatasourc
         }
     }
 
+    public async Task<IReadOnlyList<SchemaColumn>> ListColumnsAsync(CancellationToken ct = default)
+    {
+        await using var ro = await OpenReadOnlyAsync(TimeSpan.FromSeconds(10), ct);
+        await using var cmd = new NpgsqlCommand(
+            "SELECT lower(table_name), lower(column_name) FROM information_schema.columns WHERE table_schema NOT IN ('pg_catalog', 'information_schema') " +
+            "ORDER BY table_schema, table_name, ordinal_position LIMIT " + SchemaColumn.MaxListed.ToString(CultureInfo.InvariantCulture), ro.Connection, ro.Transaction);
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        var result = new List<SchemaColumn>();
+        while (await reader.ReadAsync(ct)) result.Add(new(reader.GetString(0), reader.GetString(1)));
+        return result;
+    }
+
     private async Task<ReadOnlyConnection> OpenReadOnlyAsync(TimeSpan timeout, CancellationToken ct)
     {
         var conn = new NpgsqlConnection(connectionString);

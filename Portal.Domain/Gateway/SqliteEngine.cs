@@ -99,6 +99,18 @@ public sealed class SqliteEngine(string path) : IDatasourceEngine
         }, ct);
     }
 
+    public Task<IReadOnlyList<SchemaColumn>> ListColumnsAsync(CancellationToken ct = default) => Task.Run<IReadOnlyList<SchemaColumn>>(() =>
+    {
+        using var conn = Open();
+        using var cmd = conn.CreateCommand();
+        cmd.CommandText = "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p WHERE m.type IN ('table', 'view') AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY m.name, p.cid LIMIT $max";
+        cmd.Parameters.AddWithValue("$max", SchemaColumn.MaxListed);
+        using var reader = cmd.ExecuteReader();
+        var result = new List<SchemaColumn>();
+        while (reader.Read()) result.Add(new(reader.GetString(0).ToLowerInvariant(), reader.GetString(1).ToLowerInvariant()));
+        return result;
+    }, ct);
+
     private SqliteConnection Open()
     {
         if (!File.Exists(path)) throw new DatasourceException(DatasourceErrorKind.Failed, "The datasource file does not exist.");

@@ -76,8 +76,8 @@ public class CatalogAccessTests
         Assert.False(await P.CanAsync(other, q.Id, new(Roles.Admin), QueryAction.View));
         Assert.Equal(ErrorKind.NotFound, (await Assert.ThrowsAsync<DomainException>(() => P.SetAsync(other, q.Id, new("all", null, true, true, true), w.Admin))).Kind);
         Assert.Equal(ErrorKind.NotFound, (await Assert.ThrowsAsync<DomainException>(() => P.ListAsync(other, q.Id))).Kind);
-        Assert.Equal(ErrorKind.NotFound, (await Assert.ThrowsAsync<DomainException>(() => P.RemoveAsync(other, list[0].Id))).Kind);
-        await P.RemoveAsync(w.ProjectId, list[0].Id);
+        Assert.Equal(ErrorKind.NotFound, (await Assert.ThrowsAsync<DomainException>(() => P.RemoveAsync(other, list[0].Id, w.Admin))).Kind);
+        await P.RemoveAsync(w.ProjectId, list[0].Id, w.Admin);
         Assert.Single(await P.ListAsync(w.ProjectId, q.Id));
     }
 
@@ -110,7 +110,7 @@ public class CatalogAccessTests
         var other = await w.OtherProjectAsync();
         Assert.Equal((ErrorKind.NotFound, "datasourceId"), await Assert.ThrowsAsync<DomainException>(() => M.CreateAsync(other, new(ds.Id, "customers", "phone", MaskType.Hash), w.Admin)) is var e ? (e.Kind, e.Field) : default);
         Assert.Equal(ErrorKind.NotFound, (await Assert.ThrowsAsync<DomainException>(() => M.GetAsync(other, ssn.Id))).Kind);
-        Assert.Equal(ErrorKind.NotFound, (await Assert.ThrowsAsync<DomainException>(() => M.DeleteAsync(other, ssn.Id))).Kind);
+        Assert.Equal(ErrorKind.NotFound, (await Assert.ThrowsAsync<DomainException>(() => M.DeleteAsync(other, ssn.Id, w.Admin))).Kind);
         Assert.Equal(ErrorKind.NotFound, (await Assert.ThrowsAsync<DomainException>(() => M.RulesForAsync(other, ds.Id))).Kind);
         Assert.Equal(0, (await M.ListAsync(other, null, 0, 10)).Total);
         Assert.Equal(3, (await M.ListAsync(w.ProjectId, ds.Id, 0, 10)).Total);
@@ -132,7 +132,7 @@ public class CatalogAccessTests
         Assert.Equal(c.Ssn, asCompliance[2]);
         Assert.NotEqual(c.Email, asCompliance[1]);
 
-        await M.DeleteAsync(w.ProjectId, ssn.Id);
+        await M.DeleteAsync(w.ProjectId, ssn.Id, w.Admin);
         Assert.Equal(2, (await M.RulesForAsync(w.ProjectId, ds.Id)).Count);
     }
 

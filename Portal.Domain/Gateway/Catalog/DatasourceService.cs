@@ -103,6 +103,20 @@ public sealed class DatasourceService(
         return await ProbeAsync(ds, ct);
     }
 
+    /// <summary>
+    /// The datasource's tables and columns for the mask editor, or an empty list with the reason when the engine cannot
+    /// list them now (the editor then takes free text, which the mask service validates).
+    /// </summary>
+    public async Task<(IReadOnlyList<SchemaColumn> Columns, string? Problem)> ListColumnsAsync(Guid projectId, Guid datasourceId, CancellationToken ct = default)
+    {
+        var engine = await OpenEngineAsync(projectId, datasourceId, ct);
+        try { return (await engine.ListColumnsAsync(ct), null); }
+        catch (Exception e) when (e is DatasourceException or DbException or InvalidOperationException or TimeoutException)
+        {
+            return ([], $"The datasource's columns could not be listed ({e.Message}); type the table and column names.");
+        }
+    }
+
     /// <summary>Tests settings before they are saved (the form's "Test connection"); the password is not stored.</summary>
     public Task<ConnectionTestResult> TestSettingsAsync(Guid projectId, DatasourceRequest request, CancellationToken ct = default)
     {

@@ -72,7 +72,8 @@ public static class ApiKeyRules
 
     /// <summary>
     /// Turns user input into canonical scopes: "role:data" or a bare role name becomes "role:data"; anything else is
-    /// a query id ("query:" prefix optional). A role scope may not exceed the key's own role.
+    /// a query id ("query:" prefix optional). A role scope may not exceed the key's own role, and a key has at most one:
+    /// it narrows the key to act as that role (see <see cref="ActingRole"/>).
     /// </summary>
     public static IReadOnlyList<string> NormalizeScopes(IEnumerable<string?>? raw, string keyRole)
     {
@@ -100,7 +101,23 @@ public static class ApiKeyRules
             if (!result.Contains(canonical)) result.Add(canonical);
         }
         if (result.Count > MaxScopes) throw DomainException.Invalid("scopes", $"A key can have at most {MaxScopes} scopes.");
+        if (result.Count(s => s.StartsWith("role:", StringComparison.Ordinal)) > 1)
+            throw DomainException.Invalid("scopes", "A key acts as one role: give at most one role scope.");
         return result;
+    }
+
+    /// <summary>
+    /// The role a key acts as in the pipeline: its own role, or the role named by its "role:" scope, which narrows it
+    /// (query permissions, per-role rate limits and column masks are those of the scoped role). A scope the key's role
+    /// could not have been given (stored before a rule change) or several role scopes fail closed to the least
+    /// privileged role, user.
+    /// </summary>
+    public static string ActingRole(string keyRole, IReadOnlyList<string>? scopes)
+    {
+        var roles = (scopes ?? []).Where(s => s.StartsWith("role:", StringComparison.Ordinal)).Select(s => s[5..]).Distinct().ToList();
+        if (roles.Count == 0) return keyRole;
+        if (roles.Count == 1 && (roles[0] == keyRole || CanMint(keyRole, roles[0]))) return roles[0];
+        return Roles.User;
     }
 
     public static string ToJson(IReadOnlyList<string> scopes) => JsonSerializer.Serialize(scopes);

@@ -8,6 +8,8 @@ public static class NavCatalog
     public static readonly IReadOnlyList<NavEntry> Entries =
     [
         new("Project", "Overview", "space_dashboard", "", Portal.Domain.Tenancy.Permissions.ProjectView),
+        new("Access", "Queries", "manage_search", "queries", Portal.Domain.Tenancy.Permissions.QueriesView),
+        new("Access", "Access control", "policy", "access", Portal.Domain.Tenancy.Permissions.AccessManage),
         new("Access", "API keys", "key", "keys", Portal.Domain.Tenancy.Permissions.KeysManage),
         new("Access", "Datasources", "storage", "datasources", Portal.Domain.Tenancy.Permissions.DatasourcesManage),
         new("Audit", "Audit log", "receipt_long", "audit", Portal.Domain.Tenancy.Permissions.AuditRead),
