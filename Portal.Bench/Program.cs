@@ -26,6 +26,9 @@ public static class Program
                   audit-verify  [sqlite|postgres|both] [events=1000000]
                   audit-export  [sqlite|postgres|both] [events=1000000]
                   audit-seed    <sqlite|postgres> <connection-string> <events> [projects=1]
+                  audit-search  [sqlite|postgres|both] [events=10000000] [runs=20] [keep=0]
+                  audit-search-at <sqlite|postgres> <connection-string> [runs=20]
+                  gateway-overhead [sqlite|postgres|both] [calls=3000] [wrk-seconds=10] [connections=32]
                   ingest-until-killed <sqlite|postgres> <connection-string> <ack-file>
                 PostgreSQL runs need PORTAL_BENCH_PG (an admin connection string); each run creates and drops its own database.
                 """);
@@ -45,6 +48,15 @@ public static class Program
                 return 0;
             case "audit-seed":
                 await Seed(new PortalDatabase(ParseProvider(rest[0]), rest[1]), long.Parse(rest[2], CultureInfo.InvariantCulture), (int)Arg(rest, 3, 1));
+                return 0;
+            case "audit-search":
+                foreach (var p in Providers(rest)) await SearchBench.RunAsync(p, Arg(rest, 1, 10_000_000), (int)Arg(rest, 2, 20), Arg(rest, 3, 0) == 1);
+                return 0;
+            case "audit-search-at":
+                await SearchBench.MeasureExistingAsync(new PortalDatabase(ParseProvider(rest[0]), rest[1]), (int)Arg(rest, 2, 20));
+                return 0;
+            case "gateway-overhead":
+                foreach (var p in Providers(rest)) await GatewayBench.RunAsync(p, (int)Arg(rest, 1, 3_000), (int)Arg(rest, 2, 10), (int)Arg(rest, 3, 32));
                 return 0;
             case "ingest-until-killed":
                 await IngestUntilKilled(new PortalDatabase(ParseProvider(rest[0]), rest[1]), rest[2]);

@@ -86,6 +86,7 @@ public static class PortalDomainServices
         services.AddSingleton<Access.ColumnMaskService>();
         services.AddSingleton(_ => Gateway.GatewayOptions.FromConfiguration(configuration, options));
         services.AddSingleton<Gateway.GatewayService>();
+        services.AddSingleton<Gateway.GatewayLookupCache>();
         return services;
     }
 

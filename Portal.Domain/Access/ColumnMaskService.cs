@@ -23,7 +23,7 @@ public sealed record ColumnMaskRow(
 /// Column masks per datasource, keyed by the origin <c>table.column</c> the engine reports, so a mask follows the
 /// column through every approved query. Scoped by project id; another project's mask or datasource answers NotFound.
 /// </summary>
-public sealed partial class ColumnMaskService(IDbContextFactory<PortalDbContext> dbFactory, TimeProvider clock)
+public sealed partial class ColumnMaskService(IDbContextFactory<PortalDbContext> dbFactory, TimeProvider clock, Gateway.GatewayLookupCache? lookups = null)
 {
     public const int MaxShown = 32;
 
@@ -37,6 +37,7 @@ public sealed partial class ColumnMaskService(IDbContextFactory<PortalDbContext>
         await RequireUniqueAsync(db, mask, ct);
         db.Add(mask);
         await SaveAsync(db, mask, ct);
+        lookups?.Invalidate(projectId);
         return ToRow(mask);
     }
 
@@ -48,6 +49,7 @@ public sealed partial class ColumnMaskService(IDbContextFactory<PortalDbContext>
         Apply(mask, request, actor, clock.GetUtcNow());
         await RequireUniqueAsync(db, mask, ct);
         await SaveAsync(db, mask, ct);
+        lookups?.Invalidate(projectId);
         return ToRow(mask);
     }
 
@@ -55,6 +57,7 @@ public sealed partial class ColumnMaskService(IDbContextFactory<PortalDbContext>
     {
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         var removed = await db.Set<ColumnMask>().Where(m => m.Id == maskId && m.ProjectId == projectId).ExecuteDeleteAsync(ct);
+        lookups?.Invalidate(projectId);
         if (removed == 0) throw DomainException.NotFound("Column mask");
     }
 
@@ -77,7 +80,11 @@ public sealed partial class ColumnMaskService(IDbContextFactory<PortalDbContext>
     }
 
     /// <summary>The rules <see cref="MaskingEngine"/> applies to results from this datasource.</summary>
-    public async Task<IReadOnlyList<MaskRule>> RulesForAsync(Guid projectId, Guid datasourceId, CancellationToken ct = default)
+    public Task<IReadOnlyList<MaskRule>> RulesForAsync(Guid projectId, Guid datasourceId, CancellationToken ct = default) =>
+        lookups is null ? LoadRulesAsync(projectId, datasourceId, ct)
+            : lookups.GetOrLoadAsync(projectId, $"masks:{datasourceId:N}", () => LoadRulesAsync(projectId, datasourceId, ct));
+
+    private async Task<IReadOnlyList<MaskRule>> LoadRulesAsync(Guid projectId, Guid datasourceId, CancellationToken ct)
     {
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         await RequireDatasourceAsync(db, projectId, datasourceId, ct);

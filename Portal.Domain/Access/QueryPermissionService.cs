@@ -22,7 +22,7 @@ public sealed record QueryPermissionRow(
 /// may act only when a grant for its role, its user id or "all" allows that action. Archived queries cannot be
 /// executed by anyone.
 /// </summary>
-public sealed class QueryPermissionService(IDbContextFactory<PortalDbContext> dbFactory, TimeProvider clock)
+public sealed class QueryPermissionService(IDbContextFactory<PortalDbContext> dbFactory, TimeProvider clock, Gateway.GatewayLookupCache? lookups = null)
 {
     /// <summary>Creates or replaces the grant for this principal; a grant allowing nothing is removed.</summary>
     public async Task<QueryPermissionRow?> SetAsync(Guid projectId, Guid queryId, QueryGrant grant, Guid actor, CancellationToken ct = default)
@@ -38,7 +38,7 @@ public sealed class QueryPermissionService(IDbContextFactory<PortalDbContext> db
             .FirstOrDefaultAsync(p => p.ProjectId == projectId && p.QueryId == queryId && p.PrincipalType == type && p.Principal == principal, ct);
         if (!grant.CanView && !grant.CanExecute && !grant.CanEdit)
         {
-            if (existing is not null) { db.Remove(existing); await db.SaveChangesAsync(ct); }
+            if (existing is not null) { db.Remove(existing); await db.SaveChangesAsync(ct); lookups?.Invalidate(projectId); }
             return null;
         }
         existing ??= db.Add(new QueryPermission { ProjectId = projectId, QueryId = queryId, PrincipalType = type, Principal = principal }).Entity;
@@ -49,6 +49,7 @@ public sealed class QueryPermissionService(IDbContextFactory<PortalDbContext> db
         existing.UpdatedAt = clock.GetUtcNow();
         try { await db.SaveChangesAsync(ct); }
         catch (DbUpdateException) { throw DomainException.Conflict("This grant was changed at the same time. Reload and try again."); }
+        lookups?.Invalidate(projectId);
         return ToRow(existing);
     }
 
@@ -56,6 +57,7 @@ public sealed class QueryPermissionService(IDbContextFactory<PortalDbContext> db
     {
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         var removed = await db.Set<QueryPermission>().Where(p => p.Id == permissionId && p.ProjectId == projectId).ExecuteDeleteAsync(ct);
+        lookups?.Invalidate(projectId);
         if (removed == 0) throw DomainException.NotFound("Query permission");
     }
 
@@ -67,7 +69,11 @@ public sealed class QueryPermissionService(IDbContextFactory<PortalDbContext> db
         return rows.OrderBy(p => Array.IndexOf(["all", "role", "user"], p.PrincipalType)).ThenBy(p => p.Principal, StringComparer.Ordinal).Select(ToRow).ToList();
     }
 
-    public async Task<bool> CanAsync(Guid projectId, Guid queryId, QueryPrincipal who, QueryAction action, CancellationToken ct = default)
+    public Task<bool> CanAsync(Guid projectId, Guid queryId, QueryPrincipal who, QueryAction action, CancellationToken ct = default) =>
+        lookups is null ? LoadCanAsync(projectId, queryId, who, action, ct)
+            : lookups.GetOrLoadAsync(projectId, $"can:{queryId:N}:{action}:{who.UserId:N}:{who.Role}", () => LoadCanAsync(projectId, queryId, who, action, ct));
+
+    private async Task<bool> LoadCanAsync(Guid projectId, Guid queryId, QueryPrincipal who, QueryAction action, CancellationToken ct)
     {
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         var status = await db.Set<ApprovedQuery>().AsNoTracking().Where(q => q.Id == queryId && q.ProjectId == projectId).Select(q => q.Status).FirstOrDefaultAsync(ct);
