@@ -26,6 +26,10 @@ public static class Program
                   audit-verify  [sqlite|postgres|both] [events=1000000]
                   audit-export  [sqlite|postgres|both] [events=1000000]
                   audit-seed    <sqlite|postgres> <connection-string> <events> [projects=1]
+                  audit-search  [sqlite|postgres|both] [events=10000000] [runs=20] [keep=0]
+                  audit-search-at <sqlite|postgres> <connection-string> [runs=20]
+                  audit-verify-at <sqlite|postgres> <connection-string> [runs=1]   (the longest chain of an existing database)
+                  gateway-overhead [sqlite|postgres|both] [calls=3000] [wrk-seconds=10] [connections=32]
                   ingest-until-killed <sqlite|postgres> <connection-string> <ack-file>
                 PostgreSQL runs need PORTAL_BENCH_PG (an admin connection string); each run creates and drops its own database.
                 """);
@@ -45,6 +49,18 @@ public static class Program
                 return 0;
             case "audit-seed":
                 await Seed(new PortalDatabase(ParseProvider(rest[0]), rest[1]), long.Parse(rest[2], CultureInfo.InvariantCulture), (int)Arg(rest, 3, 1));
+                return 0;
+            case "audit-search":
+                foreach (var p in Providers(rest)) await SearchBench.RunAsync(p, Arg(rest, 1, 10_000_000), (int)Arg(rest, 2, 20), Arg(rest, 3, 0) == 1);
+                return 0;
+            case "audit-verify-at":
+                await VerifyExisting(new PortalDatabase(ParseProvider(rest[0]), rest[1]), (int)Arg(rest, 2, 1));
+                return 0;
+            case "audit-search-at":
+                await SearchBench.MeasureExistingAsync(new PortalDatabase(ParseProvider(rest[0]), rest[1]), (int)Arg(rest, 2, 20));
+                return 0;
+            case "gateway-overhead":
+                foreach (var p in Providers(rest)) await GatewayBench.RunAsync(p, (int)Arg(rest, 1, 3_000), (int)Arg(rest, 2, 10), (int)Arg(rest, 3, 32));
                 return 0;
             case "ingest-until-killed":
                 await IngestUntilKilled(new PortalDatabase(ParseProvider(rest[0]), rest[1]), rest[2]);
@@ -156,6 +172,34 @@ public static class Program
             sw.Stop();
             if (!result.Ok || result.EventsChecked != events) throw new InvalidOperationException(result.ToString());
             Console.WriteLine($"   run {run}: {events:N0} events verified in {sw.Elapsed.TotalSeconds:F2} s = {events / sw.Elapsed.TotalSeconds:N0} events/s");
+        }
+    }
+
+    private static async Task VerifyExisting(PortalDatabase database, int runs)
+    {
+        Guid project;
+        long events;
+        await using (var c = database.Provider == DatabaseProvider.Sqlite ? (System.Data.Common.DbConnection)new SqliteConnection(database.ConnectionString) : new NpgsqlConnection(database.ConnectionString))
+        {
+            await c.OpenAsync();
+            await using var cmd = c.CreateCommand();
+            cmd.CommandText = "SELECT project_id, seq FROM audit_chain_heads ORDER BY seq DESC LIMIT 1";
+            await using var r = await cmd.ExecuteReaderAsync();
+            await r.ReadAsync();
+            project = r.GetValue(0) is Guid g ? g : Guid.Parse(r.GetString(0));
+            events = r.GetInt64(1);
+        }
+        Console.WriteLine($"== audit-verify-at {database.Provider}: {events:N0} events in one project (no warm-up pass)");
+        var verifier = new AuditVerifier(database);
+        for (var run = 1; run <= runs; run++)
+        {
+            var sw = Stopwatch.StartNew();
+            var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+            var result = await verifier.VerifyAsync(project);
+            sw.Stop();
+            var used = Process.GetCurrentProcess().TotalProcessorTime - cpu;
+            if (!result.Ok || result.EventsChecked != events) throw new InvalidOperationException(result.ToString());
+            Console.WriteLine($"   run {run}: {events:N0} events verified in {sw.Elapsed.TotalSeconds:F2} s = {events / sw.Elapsed.TotalSeconds:N0} events/s (process CPU {used.TotalSeconds:F1} s = {events / used.TotalSeconds:N0} events per CPU-second)");
         }
     }
 

@@ -90,6 +90,7 @@ public static class PortalDomainServices
         services.AddSingleton<Gateway.QueryCatalog>();
         services.AddSingleton(_ => Gateway.GatewayOptions.FromConfiguration(configuration, options));
         services.AddSingleton<Gateway.GatewayService>();
+        services.AddSingleton<Gateway.GatewayLookupCache>();
         return services;
     }
 

@@ -26,7 +26,7 @@ public sealed record ColumnMaskRow(
 /// Every change is recorded in access_changes with the change and then appended to the audit trail with before/after;
 /// removing or loosening a mask is a warning, since it shows data that was hidden.
 /// </summary>
-public sealed partial class ColumnMaskService(IDbContextFactory<PortalDbContext> dbFactory, TimeProvider clock, PortalAudit audit)
+public sealed partial class ColumnMaskService(IDbContextFactory<PortalDbContext> dbFactory, TimeProvider clock, PortalAudit audit, Gateway.GatewayLookupCache? lookups = null)
 {
     public const int MaxShown = 32;
 
@@ -42,6 +42,7 @@ public sealed partial class ColumnMaskService(IDbContextFactory<PortalDbContext>
         var after = Describe(mask);
         AccessChanges.Stage(db, projectId, AccessSubjects.ColumnMask, mask.Id, "created", null, after, actor, now);
         await SaveAsync(db, mask, ct);
+        lookups?.Invalidate(projectId);
         await AccessChanges.RecordAsync(audit, db, projectId, AccessSubjects.ColumnMask, mask.Id, "created", null, after, actor, AuditSecurityLevel.Normal, now, ct);
         return ToRow(mask);
     }
@@ -60,6 +61,7 @@ public sealed partial class ColumnMaskService(IDbContextFactory<PortalDbContext>
         if (after == before) return ToRow(mask);
         AccessChanges.Stage(db, projectId, AccessSubjects.ColumnMask, mask.Id, "updated", before, after, actor, now);
         await SaveAsync(db, mask, ct);
+        lookups?.Invalidate(projectId);
         await AccessChanges.RecordAsync(audit, db, projectId, AccessSubjects.ColumnMask, mask.Id, "updated", before, after, actor,
             loosened ? AuditSecurityLevel.Warning : AuditSecurityLevel.Normal, now, ct);
         return ToRow(mask);
@@ -75,6 +77,7 @@ public sealed partial class ColumnMaskService(IDbContextFactory<PortalDbContext>
         AccessChanges.Stage(db, projectId, AccessSubjects.ColumnMask, mask.Id, "deleted", before, null, actor, now);
         try { await db.SaveChangesAsync(ct); }
         catch (DbUpdateConcurrencyException) { throw DomainException.NotFound("Column mask"); }
+        lookups?.Invalidate(projectId);
         await AccessChanges.RecordAsync(audit, db, projectId, AccessSubjects.ColumnMask, mask.Id, "deleted", before, null, actor, AuditSecurityLevel.Warning, now, ct);
     }
 
@@ -111,7 +114,11 @@ public sealed partial class ColumnMaskService(IDbContextFactory<PortalDbContext>
     }
 
     /// <summary>The rules <see cref="MaskingEngine"/> applies to results from this datasource.</summary>
-    public async Task<IReadOnlyList<MaskRule>> RulesForAsync(Guid projectId, Guid datasourceId, CancellationToken ct = default)
+    public Task<IReadOnlyList<MaskRule>> RulesForAsync(Guid projectId, Guid datasourceId, CancellationToken ct = default) =>
+        lookups is null ? LoadRulesAsync(projectId, datasourceId, ct)
+            : lookups.GetOrLoadAsync(projectId, $"masks:{datasourceId:N}", () => LoadRulesAsync(projectId, datasourceId, ct));
+
+    private async Task<IReadOnlyList<MaskRule>> LoadRulesAsync(Guid projectId, Guid datasourceId, CancellationToken ct)
     {
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         await RequireDatasourceAsync(db, projectId, datasourceId, ct);

@@ -24,7 +24,7 @@ public sealed record QueryPermissionRow(
 /// executed by anyone. Every change is recorded in access_changes with the change and then appended to the audit
 /// trail with before/after (see <see cref="PortalAudit"/>).
 /// </summary>
-public sealed class QueryPermissionService(IDbContextFactory<PortalDbContext> dbFactory, TimeProvider clock, PortalAudit audit)
+public sealed class QueryPermissionService(IDbContextFactory<PortalDbContext> dbFactory, TimeProvider clock, PortalAudit audit, Gateway.GatewayLookupCache? lookups = null)
 {
     /// <summary>Creates or replaces the grant for this principal; a grant allowing nothing is removed.</summary>
     public async Task<QueryPermissionRow?> SetAsync(Guid projectId, Guid queryId, QueryGrant grant, Guid actor, CancellationToken ct = default)
@@ -46,6 +46,7 @@ public sealed class QueryPermissionService(IDbContextFactory<PortalDbContext> db
             db.Remove(existing);
             AccessChanges.Stage(db, projectId, AccessSubjects.QueryPermission, existing.Id, "deleted", before, null, actor, now);
             await SaveAsync(db, ct);
+            lookups?.Invalidate(projectId);
             await AccessChanges.RecordAsync(audit, db, projectId, AccessSubjects.QueryPermission, existing.Id, "deleted", before, null, actor, AuditSecurityLevel.Normal, now, ct);
             return null;
         }
@@ -61,6 +62,7 @@ public sealed class QueryPermissionService(IDbContextFactory<PortalDbContext> db
         var action = created ? "created" : "updated";
         AccessChanges.Stage(db, projectId, AccessSubjects.QueryPermission, existing.Id, action, before, after, actor, now);
         await SaveAsync(db, ct);
+        lookups?.Invalidate(projectId);
         // Letting every member run a query is the broadest grant there is: worth a second look in the trail.
         var level = type == PrincipalTypes.All && existing.CanExecute ? AuditSecurityLevel.Warning : AuditSecurityLevel.Normal;
         await AccessChanges.RecordAsync(audit, db, projectId, AccessSubjects.QueryPermission, existing.Id, action, before, after, actor, level, now, ct);
@@ -78,6 +80,7 @@ public sealed class QueryPermissionService(IDbContextFactory<PortalDbContext> db
         AccessChanges.Stage(db, projectId, AccessSubjects.QueryPermission, existing.Id, "deleted", before, null, actor, now);
         try { await db.SaveChangesAsync(ct); }
         catch (DbUpdateConcurrencyException) { throw DomainException.NotFound("Query permission"); }
+        lookups?.Invalidate(projectId);
         await AccessChanges.RecordAsync(audit, db, projectId, AccessSubjects.QueryPermission, existing.Id, "deleted", before, null, actor, AuditSecurityLevel.Normal, now, ct);
     }
 
@@ -101,7 +104,11 @@ public sealed class QueryPermissionService(IDbContextFactory<PortalDbContext> db
         return rows.OrderBy(p => Array.IndexOf(["all", "role", "user"], p.PrincipalType)).ThenBy(p => p.Principal, StringComparer.Ordinal).Select(ToRow).ToList();
     }
 
-    public async Task<bool> CanAsync(Guid projectId, Guid queryId, QueryPrincipal who, QueryAction action, CancellationToken ct = default)
+    public Task<bool> CanAsync(Guid projectId, Guid queryId, QueryPrincipal who, QueryAction action, CancellationToken ct = default) =>
+        lookups is null ? LoadCanAsync(projectId, queryId, who, action, ct)
+            : lookups.GetOrLoadAsync(projectId, $"can:{queryId:N}:{action}:{who.UserId:N}:{who.Role}", () => LoadCanAsync(projectId, queryId, who, action, ct));
+
+    private async Task<bool> LoadCanAsync(Guid projectId, Guid queryId, QueryPrincipal who, QueryAction action, CancellationToken ct)
     {
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         var status = await db.Set<ApprovedQuery>().AsNoTracking().Where(q => q.Id == queryId && q.ProjectId == projectId).Select(q => q.Status).FirstOrDefaultAsync(ct);

@@ -146,6 +146,9 @@ public class PortalDbContext(DbContextOptions<PortalDbContext> options) : Identi
             e.HasIndex(x => new { x.ProjectId, x.OccurredAt });
             e.HasIndex(x => new { x.ProjectId, x.EventType, x.OccurredAt });
             e.HasIndex(x => new { x.ProjectId, x.ActorId, x.OccurredAt });
+            e.HasIndex(x => new { x.ProjectId, x.SessionId, x.OccurredAt });
+            e.HasIndex(x => new { x.ProjectId, x.ActorEmail, x.OccurredAt });
+            e.HasIndex(x => new { x.ProjectId, x.SecurityLevel, x.OccurredAt }).HasFilter("security_level <> 'normal'");
         });
         b.Entity<AuditChainHead>(e =>
         {

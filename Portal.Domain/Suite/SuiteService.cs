@@ -16,11 +16,14 @@ public sealed record ModuleState(ModuleInfo Module, bool Enabled, bool AllowedBy
 /// (<see cref="IsModuleEnabledAsync"/>) used by pages, gateway endpoints and jobs. Every change is recorded in
 /// suite_changes (same transaction) and then appended to the audit trail (see <see cref="PortalAudit"/>).
 /// </summary>
-public sealed class SuiteService(IDbContextFactory<PortalDbContext> dbFactory, TimeProvider clock, PortalAudit audit)
+public sealed class SuiteService(IDbContextFactory<PortalDbContext> dbFactory, TimeProvider clock, PortalAudit audit, Gateway.GatewayLookupCache? lookups = null)
 {
     public const string CurrentVersion = "1.0.0";
 
-    public async Task<bool> IsModuleEnabledAsync(Guid projectId, string module, CancellationToken ct = default)
+    public Task<bool> IsModuleEnabledAsync(Guid projectId, string module, CancellationToken ct = default) =>
+        lookups is null ? LoadModuleEnabledAsync(projectId, module, ct) : lookups.GetOrLoadAsync(projectId, "module:" + module, () => LoadModuleEnabledAsync(projectId, module, ct));
+
+    private async Task<bool> LoadModuleEnabledAsync(Guid projectId, string module, CancellationToken ct)
     {
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         var app = await db.InstalledApplications.AsNoTracking()
@@ -72,6 +75,7 @@ public sealed class SuiteService(IDbContextFactory<PortalDbContext> dbFactory, T
         }
         db.SuiteChanges.Add(new SuiteChange { ProjectId = projectId, Action = "install", After = $"{tier}; modules: {app.EnabledModules}", ChangedBy = actor, ChangedAt = now });
         await db.SaveChangesAsync(ct);
+        lookups?.Invalidate(projectId);
         await RecordAsync(db, app, "suite.installed", "install", actor, before, AuditSecurityLevel.Normal, null, ct);
         return ToState(app);
     }
@@ -89,6 +93,7 @@ public sealed class SuiteService(IDbContextFactory<PortalDbContext> dbFactory, T
         // Modules above the new tier stay recorded but are off until the tier allows them again.
         db.SuiteChanges.Add(new SuiteChange { ProjectId = projectId, Action = "change_tier", Before = before.ToString(), After = tier.ToString(), ChangedBy = actor, ChangedAt = app.UpdatedAt });
         await db.SaveChangesAsync(ct);
+        lookups?.Invalidate(projectId);
         await RecordAsync(db, app, "suite.tier_changed", "change_tier", actor, snapshot, AuditSecurityLevel.Normal, null, ct);
         return ToState(app);
     }
@@ -113,6 +118,7 @@ public sealed class SuiteService(IDbContextFactory<PortalDbContext> dbFactory, T
             Before = before, After = app.EnabledModules, ChangedBy = actor, ChangedAt = app.UpdatedAt,
         });
         await db.SaveChangesAsync(ct);
+        lookups?.Invalidate(projectId);
         // Switching off the audit trail or the security center weakens oversight of the project.
         var level = !enabled && module is Modules.Audit or Modules.Security ? AuditSecurityLevel.Warning : AuditSecurityLevel.Normal;
         await RecordAsync(db, app, enabled ? "suite.module_enabled" : "suite.module_disabled", enabled ? "enable_module" : "disable_module",
@@ -130,6 +136,7 @@ public sealed class SuiteService(IDbContextFactory<PortalDbContext> dbFactory, T
         app.UpdatedAt = clock.GetUtcNow();
         db.SuiteChanges.Add(new SuiteChange { ProjectId = projectId, Action = "uninstall", Before = $"{app.Tier}; modules: {app.EnabledModules}", ChangedBy = actor, ChangedAt = app.UpdatedAt });
         await db.SaveChangesAsync(ct);
+        lookups?.Invalidate(projectId);
         // Uninstalling turns every module off, the audit module included.
         await RecordAsync(db, app, "suite.uninstalled", "uninstall", actor, snapshot, AuditSecurityLevel.Warning, null, ct);
         return ToState(app);

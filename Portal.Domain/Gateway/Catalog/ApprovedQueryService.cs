@@ -27,7 +27,7 @@ public sealed record ApprovedQueryRow(
 /// read-only statement and that its @placeholders match the declared parameters; nothing is stored otherwise.
 /// Every method is scoped by project id; another project's query or datasource answers NotFound.
 /// </summary>
-public sealed class ApprovedQueryService(IDbContextFactory<PortalDbContext> dbFactory, DatasourceService datasources, TimeProvider clock)
+public sealed class ApprovedQueryService(IDbContextFactory<PortalDbContext> dbFactory, DatasourceService datasources, TimeProvider clock, GatewayLookupCache? lookups = null)
 {
     public const int DefaultRowCap = 1000, MaxRowCap = 10_000;
     public const int DefaultTimeoutMs = 30_000, MinTimeoutMs = 100, MaxTimeoutMs = 120_000;
@@ -50,6 +50,7 @@ public sealed class ApprovedQueryService(IDbContextFactory<PortalDbContext> dbFa
         };
         db.Add(q);
         await SaveAsync(db, ct);
+        lookups?.Invalidate(projectId);
         return ToRow(q);
     }
 
@@ -76,6 +77,7 @@ public sealed class ApprovedQueryService(IDbContextFactory<PortalDbContext> dbFa
         q.UpdatedBy = actor;
         q.UpdatedAt = clock.GetUtcNow();
         await SaveVersionAsync(db, q, expected, ct);
+        lookups?.Invalidate(projectId);
         return ToRow(q);
     }
 
@@ -85,7 +87,10 @@ public sealed class ApprovedQueryService(IDbContextFactory<PortalDbContext> dbFa
     public Task<ApprovedQueryRow> RestoreAsync(Guid projectId, Guid queryId, Guid actor, CancellationToken ct = default) =>
         SetStatusAsync(projectId, queryId, QueryStatuses.Active, actor, ct);
 
-    public async Task<ApprovedQueryRow> GetAsync(Guid projectId, Guid queryId, CancellationToken ct = default)
+    public Task<ApprovedQueryRow> GetAsync(Guid projectId, Guid queryId, CancellationToken ct = default) =>
+        lookups is null ? LoadAsync(projectId, queryId, ct) : lookups.GetOrLoadAsync(projectId, $"query:{queryId:N}", () => LoadAsync(projectId, queryId, ct));
+
+    private async Task<ApprovedQueryRow> LoadAsync(Guid projectId, Guid queryId, CancellationToken ct)
     {
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         return ToRow(await FindAsync(db, projectId, queryId, ct, tracking: false));
@@ -115,6 +120,7 @@ public sealed class ApprovedQueryService(IDbContextFactory<PortalDbContext> dbFa
         q.UpdatedBy = actor;
         q.UpdatedAt = clock.GetUtcNow();
         await SaveVersionAsync(db, q, expected, ct);
+        lookups?.Invalidate(projectId);
         return ToRow(q);
     }
 

@@ -28,7 +28,8 @@ public sealed record ConnectionTestResult(bool Ok, string Message, TimeSpan Dura
 /// ciphertext copied to another row does not decrypt.
 /// </summary>
 public sealed class DatasourceService(
-    IDbContextFactory<PortalDbContext> dbFactory, SecretProtector secrets, DatabaseOptions options, PortalDatabase portalDatabase, TimeProvider clock)
+    IDbContextFactory<PortalDbContext> dbFactory, SecretProtector secrets, DatabaseOptions options, PortalDatabase portalDatabase, TimeProvider clock,
+    GatewayLookupCache? lookups = null)
 {
     public const string DatasourcesFolder = "datasources";
     private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(10);
@@ -45,6 +46,7 @@ public sealed class DatasourceService(
         await RequireUniqueNameAsync(db, projectId, ds.Name, null, ct);
         db.Add(ds);
         await SaveAsync(db, ct);
+        lookups?.Invalidate(projectId);
         return ToRow(ds);
     }
 
@@ -57,6 +59,7 @@ public sealed class DatasourceService(
         ds.UpdatedBy = actor;
         ds.UpdatedAt = clock.GetUtcNow();
         await SaveAsync(db, ct);
+        lookups?.Invalidate(projectId);
         return ToRow(ds);
     }
 
@@ -70,6 +73,7 @@ public sealed class DatasourceService(
             throw DomainException.Conflict($"'{ds.Name}' is used by {used} approved quer{(used == 1 ? "y" : "ies")} (archived ones included, because the audit trail refers to them); it cannot be deleted.");
         db.Remove(ds);
         await db.SaveChangesAsync(ct);
+        lookups?.Invalidate(projectId);
     }
 
     public async Task<DatasourceRow> GetAsync(Guid projectId, Guid datasourceId, CancellationToken ct = default)
@@ -90,7 +94,11 @@ public sealed class DatasourceService(
     }
 
     /// <summary>The engine for the gateway pipeline, holding the decrypted password only inside its connection string.</summary>
-    public async Task<IDatasourceEngine> OpenEngineAsync(Guid projectId, Guid datasourceId, CancellationToken ct = default)
+    public Task<IDatasourceEngine> OpenEngineAsync(Guid projectId, Guid datasourceId, CancellationToken ct = default) =>
+        lookups is null ? LoadEngineAsync(projectId, datasourceId, ct)
+            : lookups.GetOrLoadAsync(projectId, $"engine:{datasourceId:N}", () => LoadEngineAsync(projectId, datasourceId, ct));
+
+    private async Task<IDatasourceEngine> LoadEngineAsync(Guid projectId, Guid datasourceId, CancellationToken ct)
     {
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         return EngineFor(await FindAsync(db, projectId, datasourceId, ct, tracking: false));
@@ -142,6 +150,7 @@ public sealed class DatasourceService(
             rotated += await db.Set<Datasource>().Where(d => d.Id == row.Id && d.PasswordProtected == row.PasswordProtected)
                 .ExecuteUpdateAsync(s => s.SetProperty(d => d.PasswordProtected, fresh), ct);
         }
+        if (rotated > 0) lookups?.InvalidateAll();
         return rotated;
     }
 
