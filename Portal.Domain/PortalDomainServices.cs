@@ -86,6 +86,9 @@ public static class PortalDomainServices
         services.AddSingleton<Access.ColumnMaskService>();
         services.AddSingleton(_ => Gateway.GatewayOptions.FromConfiguration(configuration, options));
         services.AddSingleton<Gateway.GatewayService>();
+        services.AddSingleton<Governance.SuggestionService>();
+        services.AddSingleton<Governance.ApprovalPolicyService>();
+        services.AddSingleton<Governance.QueryHistoryService>();
         return services;
     }
 
