@@ -367,9 +367,9 @@ public sealed class SuggestionService(
         var ds = await FindDatasourceForApprovalAsync(db, s, ct);
         var definitions = CatalogJson.ReadParameters(s.ParametersJson);
         var validation = ParameterValidator.Validate(definitions, values);
-        if (!validation.IsValid) throw DomainException.Invalid($"parameters.{validation.Errors[0].Field}", validation.Errors[0].Message);
+        if (!validation.IsValid) throw DomainException.Invalid(validation.Errors[0].Field, validation.Errors[0].Message);
         if (InjectionScreener.ScreenAll(validation.Values) is { Count: > 0 } findings)
-            throw DomainException.Invalid($"parameters.{findings[0].Field}", $"Blocked: {findings[0].Reason}");
+            throw DomainException.Invalid(findings[0].Field, $"Blocked: {findings[0].Reason}");
         var rowCap = Math.Min(TestRunRowCap, s.RowCap);
         var timeout = TimeSpan.FromMilliseconds(Math.Min(s.TimeoutMs, TestRunTimeout.TotalMilliseconds));
         QueryResult result;
