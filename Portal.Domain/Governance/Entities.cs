@@ -53,7 +53,10 @@ public sealed class Suggestion
     /// <summary>The user id, or the API key id for an agent.</summary>
     public Guid SubmittedBy { get; set; }
     public string SubmittedByName { get; set; } = "";
-    /// <summary>The person behind the suggestion: the user, or the key's creator. Never an approver of it.</summary>
+    /// <summary>
+    /// The person told about decisions: the user, or the key's creator for an agent. A user never approves their own
+    /// suggestion; a key's creator may review their agent's (admins create every key).
+    /// </summary>
     public Guid? SubmitterUserId { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
     public DateTimeOffset UpdatedAt { get; set; }

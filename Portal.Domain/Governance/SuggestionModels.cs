@@ -10,7 +10,7 @@ public sealed record SuggestionRequest(
     IReadOnlyList<string>? Classifications = null, Guid? QueryId = null,
     int RowCap = ApprovedQueryService.DefaultRowCap, int TimeoutMs = ApprovedQueryService.DefaultTimeoutMs);
 
-/// <summary>Who suggests: a portal user, or an API key acting for an agent (its creator is the person behind it).</summary>
+/// <summary>Who suggests: a portal user, or an API key acting for an agent (its creator is told about decisions).</summary>
 public sealed record Submitter(string Type, Guid Id, string Name, Guid? UserId, string Role)
 {
     public static Submitter ApiKey(Guid keyId, string keyName, Guid keyCreator, string role) => new(SubmitterTypes.ApiKey, keyId, keyName, keyCreator, role);

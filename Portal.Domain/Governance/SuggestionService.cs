@@ -242,7 +242,7 @@ public sealed class SuggestionService(
             s.ResultQueryId = query.Id;
             s.ResultVersion = query.Version;
             db.Add(Event(s, "approved", SubmitterTypes.User, reviewer, reviewerName, reason, now, s.ContentHash));
-            NotifySuggester(db, s, "suggestion.approved", $"Approved: {s.Name}", $"{reviewerName}: {reason}", $"/p/{projectId}/suggestions/{s.Id}", now);
+            NotifySuggester(db, s, "suggestion.approved", $"Approved: {s.Name}", $"{reviewerName}: {reason}", $"/p/{projectId}/suggestions/{s.Id}", now, reviewer);
             Outbox.Add(db, projectId, OutboxEvents.SuggestionApproved, new
             {
                 suggestionId = s.Id, name = s.Name, queryId = query.Id, version = query.Version, approvedBy = reviewerName, reason,
@@ -281,7 +281,7 @@ public sealed class SuggestionService(
         s.UpdatedAt = now;
         s.RowVersion = expected + 1;
         db.Add(Event(s, "rejected", SubmitterTypes.User, reviewer, name, reason, now));
-        NotifySuggester(db, s, "suggestion.rejected", $"Rejected: {s.Name}", $"{name}: {reason}", $"/p/{projectId}/suggestions/{s.Id}", now);
+        NotifySuggester(db, s, "suggestion.rejected", $"Rejected: {s.Name}", $"{name}: {reason}", $"/p/{projectId}/suggestions/{s.Id}", now, reviewer);
         Outbox.Add(db, projectId, OutboxEvents.SuggestionRejected, new { suggestionId = s.Id, name = s.Name, rejectedBy = name, notes = reason }, now, "suggestion", s.Id.ToString());
         await SaveTransitionAsync(db, s, expected, ct);
         await RecordAsync(db, s, "suggestion.rejected", "reject", await PortalAudit.UserAsync(db, projectId, reviewer, ct),
@@ -443,10 +443,9 @@ public sealed class SuggestionService(
     /// <summary>The reviewer's role if they may decide this suggestion; Forbidden (with the reason) otherwise.</summary>
     private static async Task<string> ReviewerRoleAsync(PortalDbContext db, Suggestion s, Guid reviewer, CancellationToken ct)
     {
-        if (reviewer == s.SubmittedBy || reviewer == s.SubmitterUserId)
-            throw DomainException.Forbidden(s.SubmittedByType == SubmitterTypes.ApiKey
-                ? "This suggestion came from an API key you created; someone else must review it."
-                : "You suggested this query; someone else must review it.");
+        // An agent's suggestion is the agent's: the admin who created its key may still review it (admins create every key).
+        if (reviewer == s.SubmittedBy)
+            throw DomainException.Forbidden("You suggested this query; someone else must review it.");
         var role = await db.ProjectMembers.AsNoTracking().Where(m => m.ProjectId == s.ProjectId && m.UserId == reviewer && !m.Suspended)
             .Select(m => m.Role).FirstOrDefaultAsync(ct) ?? throw DomainException.Forbidden("Only members of this project can review its suggestions.");
         var rules = await ApprovalPolicyService.RulesForAsync(db, s.ProjectId, ReadDelimited(s.ReadClassifications), ct);
@@ -546,13 +545,13 @@ public sealed class SuggestionService(
         var rules = await ApprovalPolicyService.RulesForAsync(db, s.ProjectId, classes, ct);
         var roles = Roles.All.Where(r => Permissions.RoleHas(r, Permissions.SuggestionsReview)).Concat(rules.SelectMany(r => r.Roles)).Distinct().ToList();
         var users = await db.ProjectMembers.AsNoTracking().Where(m => m.ProjectId == s.ProjectId && !m.Suspended && roles.Contains(m.Role)).Select(m => m.UserId).ToListAsync(ct);
-        foreach (var u in users.Where(u => u != s.SubmitterUserId && u != s.SubmittedBy))
+        foreach (var u in users.Where(u => u != s.SubmittedBy))
             NotificationService.AddForUser(db, s.ProjectId, u, kind, title, body, link, now);
     }
 
-    private static void NotifySuggester(PortalDbContext db, Suggestion s, string kind, string title, string? body, string link, DateTimeOffset now)
+    private static void NotifySuggester(PortalDbContext db, Suggestion s, string kind, string title, string? body, string link, DateTimeOffset now, Guid? actor = null)
     {
-        if (s.SubmitterUserId is { } user) NotificationService.AddForUser(db, s.ProjectId, user, kind, title, body, link, now);
+        if (s.SubmitterUserId is { } user && user != actor) NotificationService.AddForUser(db, s.ProjectId, user, kind, title, body, link, now);
     }
 
     private static SuggestionEvent Event(Suggestion s, string action, string actorType, Guid? actorId, string? actorName, string? reason, DateTimeOffset now, string? hash = null) => new()
