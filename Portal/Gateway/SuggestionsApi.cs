@@ -28,16 +28,16 @@ public static class SuggestionsApi
 
     public static IEndpointRouteBuilder MapSuggestionsApi(this IEndpointRouteBuilder app)
     {
-        var api = app.MapGroup("/api/v1/suggestions").AllowAnonymous().WithTags("Suggestions").DisableAntiforgery();
-        api.MapPost("", SubmitAsync)
+        var api = app.MapGroup("/api/v1").AllowAnonymous().WithTags("Suggestions").DisableAntiforgery();
+        api.MapPost("/suggestions", SubmitAsync)
             .WithSummary("Suggests a query (or, with queryId, a change to one) for review; the engine checks it and flags its risks.")
             .Accepts<SuggestionRequest>("application/json")
             .Produces<SuggestionResponse>(201).ProducesValidationProblem().ProducesProblem(401).ProducesProblem(403).ProducesProblem(404)
             .ProducesProblem(409).ProducesProblem(413).ProducesProblem(503);
-        api.MapGet("", ListAsync)
+        api.MapGet("/suggestions", ListAsync)
             .WithSummary("This key's suggestions, newest first, with their status (?status=pending|approved|rejected|expired|withdrawn, skip, take).")
             .Produces<SuggestionList>().ProducesProblem(401).ProducesProblem(403);
-        api.MapGet("/{id}", GetAsync)
+        api.MapGet("/suggestions/{id}", GetAsync)
             .WithSummary("One of this key's suggestions.")
             .Produces<SuggestionResponse>().ProducesProblem(401).ProducesProblem(403).ProducesProblem(404);
         return app;
