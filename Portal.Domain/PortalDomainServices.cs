@@ -91,6 +91,9 @@ public static class PortalDomainServices
         services.AddSingleton(_ => Gateway.GatewayOptions.FromConfiguration(configuration, options));
         services.AddSingleton<Gateway.GatewayService>();
         services.AddSingleton<Gateway.GatewayLookupCache>();
+        services.AddSingleton<Governance.SuggestionService>();
+        services.AddSingleton<Governance.ApprovalPolicyService>();
+        services.AddSingleton<Governance.QueryHistoryService>();
         return services;
     }
 

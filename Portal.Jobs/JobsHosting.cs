@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Portal.Domain.Persistence;
+using Portal.Jobs.Governance;
 using Portal.Jobs.Housekeeping;
 using Quartz;
 
@@ -79,6 +80,10 @@ public static class JobsHosting
                 t => t.WithIdentity(HousekeepingJob.Key.Name, HousekeepingJob.Key.Group)
                     .WithCronSchedule(HousekeepingJob.Cron, c => c.InTimeZone(TimeZoneInfo.Utc).WithMisfireInstruction(CronTriggerMisfireInstruction.FireAndProceed)),
                 j => j.WithIdentity(HousekeepingJob.Key).WithDescription(HousekeepingJob.Description).DisallowConcurrentExecution());
+            q.ScheduleJob<SuggestionExpiryJob>(
+                t => t.WithIdentity(SuggestionExpiryJob.Key.Name, SuggestionExpiryJob.Key.Group)
+                    .WithCronSchedule(SuggestionExpiryJob.Cron, c => c.InTimeZone(TimeZoneInfo.Utc).WithMisfireInstruction(CronTriggerMisfireInstruction.FireAndProceed)),
+                j => j.WithIdentity(SuggestionExpiryJob.Key).WithDescription(SuggestionExpiryJob.Description).DisallowConcurrentExecution());
         });
 
         services.AddQuartzHostedService(SchedulerName, o =>

@@ -123,6 +123,7 @@ public class PortalDbContext(DbContextOptions<PortalDbContext> options) : Identi
         Gateway.Catalog.CatalogModel.Configure(b);
         Integrations.IntegrationsModel.Configure(b);
         Access.AccessModel.Configure(b);
+        Governance.GovernanceModel.Configure(b);
 
         b.Entity<AuditEvent>(e =>
         {

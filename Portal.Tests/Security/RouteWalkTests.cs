@@ -24,7 +24,7 @@ public class RouteWalkTests(RouteWalkFixture fixture) : IClassFixture<RouteWalkF
     /// The gateway API: anonymous to ASP.NET because callers authenticate with an API key inside the pipeline, not
     /// with a portal cookie. Without a key each answers 401, which the walk checks.
     /// </summary>
-    private static readonly string[] KeyAuthenticatedRoutes = ["/api/v1/queries", "/api/v1/queries/{id}/execute"];
+    private static readonly string[] KeyAuthenticatedRoutes = ["/api/v1/queries", "/api/v1/queries/{id}/execute", "/api/v1/suggestions", "/api/v1/suggestions/{id}"];
 
     /// <summary>
     /// The only routes open without signing in (besides static assets). A new anonymous route fails the walk until

@@ -125,6 +125,7 @@ public static class PortalHosting
         app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
         app.MapAdditionalIdentityEndpoints();
         app.MapGatewayApi();
+        app.MapSuggestionsApi();
         app.MapOpenApi().AllowAnonymous();
         app.MapAuditExports();
 

@@ -31,12 +31,39 @@ public sealed class ApprovedQueryService(IDbContextFactory<PortalDbContext> dbFa
 {
     public const int DefaultRowCap = 1000, MaxRowCap = 10_000;
     public const int DefaultTimeoutMs = 30_000, MinTimeoutMs = 100, MaxTimeoutMs = 120_000;
-    public const int MaxSqlLength = 20_000, MaxParameters = 50;
+    public const int MaxSqlLength = 64 * 1024, MaxParameters = 50;
 
-    public async Task<ApprovedQueryRow> CreateAsync(Guid projectId, ApprovedQueryRequest request, Guid actor, CancellationToken ct = default)
+    /// <param name="reason">Why, recorded on version 1 in the query's history.</param>
+    /// <param name="suggestionId">The suggestion this query came from, when it was approved from one.</param>
+    public async Task<ApprovedQueryRow> CreateAsync(Guid projectId, ApprovedQueryRequest request, Guid actor, CancellationToken ct = default,
+        string? reason = null, Guid? suggestionId = null)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        var q = await StageCreateAsync(db, projectId, request, actor, reason, suggestionId, ct);
+        await SaveAsync(db, ct);
+        lookups?.Invalidate(projectId);
+        return ToRow(q);
+    }
+
+    /// <summary>Replaces the definition and increments the version; an archived query must be restored first.</summary>
+    public async Task<ApprovedQueryRow> UpdateAsync(Guid projectId, Guid queryId, ApprovedQueryRequest request, Guid actor, CancellationToken ct = default,
+        string? reason = null, Guid? suggestionId = null)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        var q = await StageUpdateAsync(db, projectId, queryId, request, actor, reason, suggestionId, Governance.QueryChanges.Updated, null, ct);
+        await SaveVersionAsync(db, q, q.Version - 1, ct);
+        lookups?.Invalidate(projectId);
+        return ToRow(q);
+    }
+
+    /// <summary>
+    /// Adds a new query and its version 1 to <paramref name="db"/> without saving, so a caller (an approval) commits
+    /// them with its own changes in one transaction. The engine has checked the SQL before this returns.
+    /// </summary>
+    internal async Task<ApprovedQuery> StageCreateAsync(PortalDbContext db, Guid projectId, ApprovedQueryRequest request, Guid actor,
+        string? reason, Guid? suggestionId, CancellationToken ct)
     {
         var v = Validate(request);
-        await using var db = await dbFactory.CreateDbContextAsync(ct);
         var ds = await FindDatasourceAsync(db, projectId, request.DatasourceId, ct);
         await RequireUniqueNameAsync(db, projectId, v.Name, null, ct);
         await AnalyzeAsync(ds, v.Sql, v.Parameters, ct);
@@ -49,16 +76,15 @@ public sealed class ApprovedQueryService(IDbContextFactory<PortalDbContext> dbFa
             CreatedBy = actor, CreatedAt = now, UpdatedBy = actor, UpdatedAt = now,
         };
         db.Add(q);
-        await SaveAsync(db, ct);
-        lookups?.Invalidate(projectId);
-        return ToRow(q);
+        db.Add(Governance.QueryVersions.Snapshot(q, Governance.QueryChanges.Created, reason, suggestionId, null, actor, now));
+        return q;
     }
 
-    /// <summary>Replaces the definition and increments the version; an archived query must be restored first.</summary>
-    public async Task<ApprovedQueryRow> UpdateAsync(Guid projectId, Guid queryId, ApprovedQueryRequest request, Guid actor, CancellationToken ct = default)
+    /// <summary>Changes a query and adds its next version to <paramref name="db"/> without saving; the save checks the version read.</summary>
+    internal async Task<ApprovedQuery> StageUpdateAsync(PortalDbContext db, Guid projectId, Guid queryId, ApprovedQueryRequest request, Guid actor,
+        string? reason, Guid? suggestionId, string change, int? restoredFrom, CancellationToken ct)
     {
         var v = Validate(request);
-        await using var db = await dbFactory.CreateDbContextAsync(ct);
         var q = await FindAsync(db, projectId, queryId, ct);
         if (q.Status == QueryStatuses.Archived) throw DomainException.Conflict("This query is archived; restore it before changing it.");
         var ds = await FindDatasourceAsync(db, projectId, request.DatasourceId, ct);
@@ -76,10 +102,13 @@ public sealed class ApprovedQueryService(IDbContextFactory<PortalDbContext> dbFa
         q.Version = expected + 1;
         q.UpdatedBy = actor;
         q.UpdatedAt = clock.GetUtcNow();
-        await SaveVersionAsync(db, q, expected, ct);
-        lookups?.Invalidate(projectId);
-        return ToRow(q);
+        db.Entry(q).Property(x => x.Version).OriginalValue = expected;
+        db.Add(Governance.QueryVersions.Snapshot(q, change, reason, suggestionId, restoredFrom, actor, q.UpdatedAt));
+        return q;
     }
+
+    /// <summary>Tells the gateway's lookup cache that a caller committed staged query changes (an approval, a rollback).</summary>
+    internal void Committed(Guid projectId) => lookups?.Invalidate(projectId);
 
     public Task<ApprovedQueryRow> ArchiveAsync(Guid projectId, Guid queryId, Guid actor, CancellationToken ct = default) =>
         SetStatusAsync(projectId, queryId, QueryStatuses.Archived, actor, ct);
@@ -119,14 +148,16 @@ public sealed class ApprovedQueryService(IDbContextFactory<PortalDbContext> dbFa
         q.Version = expected + 1;
         q.UpdatedBy = actor;
         q.UpdatedAt = clock.GetUtcNow();
+        db.Add(Governance.QueryVersions.Snapshot(q, status == QueryStatuses.Archived ? Governance.QueryChanges.Archived : Governance.QueryChanges.Restored,
+            null, null, null, actor, q.UpdatedAt));
         await SaveVersionAsync(db, q, expected, ct);
         lookups?.Invalidate(projectId);
         return ToRow(q);
     }
 
-    private sealed record Valid(string Name, string Description, string Sql, IReadOnlyList<QueryParameter> Parameters, IReadOnlyList<string> Classifications);
+    internal sealed record Valid(string Name, string Description, string Sql, IReadOnlyList<QueryParameter> Parameters, IReadOnlyList<string> Classifications);
 
-    private static Valid Validate(ApprovedQueryRequest r)
+    internal static Valid Validate(ApprovedQueryRequest r)
     {
         var name = r.Name?.Trim();
         if (string.IsNullOrEmpty(name)) throw DomainException.Invalid("name", "Name is required.");
@@ -173,13 +204,13 @@ public sealed class ApprovedQueryService(IDbContextFactory<PortalDbContext> dbFa
         : "name";
 
     /// <summary>The engine is the judge: its own words explain a refusal, under field "sql" (or "parameters" for a placeholder mismatch).</summary>
-    private async Task AnalyzeAsync(Datasource ds, string sql, IReadOnlyList<QueryParameter> parameters, CancellationToken ct)
+    internal async Task<StatementAnalysis> AnalyzeAsync(Datasource ds, string sql, IReadOnlyList<QueryParameter> parameters, CancellationToken ct)
     {
         if (ds.Engine == DatasourceEngines.Sqlite && !File.Exists(ds.SqlitePath))
             throw new DomainException(ErrorKind.Unavailable, $"The datasource '{ds.Name}' cannot be reached: its SQLite file does not exist. Fix the datasource, then save the query again.", "datasourceId");
         try
         {
-            await datasources.EngineFor(ds).AnalyzeAsync(sql, parameters, ct);
+            return await datasources.EngineFor(ds).AnalyzeAsync(sql, parameters, ct);
         }
         catch (DatasourceException e) when (e.InnerException is PostgresException { SqlState: var state } && (state.StartsWith("28", StringComparison.Ordinal) || state.StartsWith("3D", StringComparison.Ordinal)))
         {
@@ -203,7 +234,7 @@ public sealed class ApprovedQueryService(IDbContextFactory<PortalDbContext> dbFa
         return await q.FirstOrDefaultAsync(ct) ?? throw DomainException.NotFound("Approved query");
     }
 
-    private static async Task<Datasource> FindDatasourceAsync(PortalDbContext db, Guid projectId, Guid datasourceId, CancellationToken ct) =>
+    internal static async Task<Datasource> FindDatasourceAsync(PortalDbContext db, Guid projectId, Guid datasourceId, CancellationToken ct) =>
         await db.Set<Datasource>().AsNoTracking().FirstOrDefaultAsync(d => d.Id == datasourceId && d.ProjectId == projectId, ct)
         ?? throw new DomainException(ErrorKind.NotFound, "Datasource was not found.", "datasourceId");
 
@@ -213,14 +244,14 @@ public sealed class ApprovedQueryService(IDbContextFactory<PortalDbContext> dbFa
             throw DomainException.Conflict($"An approved query named '{name}' already exists in this project.", "name");
     }
 
-    private static async Task SaveAsync(PortalDbContext db, CancellationToken ct)
+    internal static async Task SaveAsync(PortalDbContext db, CancellationToken ct)
     {
         try { await db.SaveChangesAsync(ct); }
         catch (DbUpdateException) { throw DomainException.Conflict("An approved query with this name was added at the same time; choose another name.", "name"); }
     }
 
     /// <summary>Optimistic: the row is written only if nobody else bumped the version since it was read.</summary>
-    private static async Task SaveVersionAsync(PortalDbContext db, ApprovedQuery q, int expectedVersion, CancellationToken ct)
+    internal static async Task SaveVersionAsync(PortalDbContext db, ApprovedQuery q, int expectedVersion, CancellationToken ct)
     {
         db.Entry(q).Property(x => x.Version).OriginalValue = expectedVersion;
         try { await db.SaveChangesAsync(ct); }

@@ -52,6 +52,8 @@ public static class ApiKeyRules
     /// <summary>last_used_at is written at most this often per key, so a busy key does not cost a write per request.</summary>
     public static readonly TimeSpan LastUsedResolution = TimeSpan.FromMinutes(1);
     public const int MaxScopes = 50;
+    /// <summary>The scope an API key needs to submit suggestions through /api/v1/suggestions.</summary>
+    public const string SuggestScope = "suggest";
     public const int MaxScopeLength = 100;
 
     private static int Rank(string role) => role switch { Roles.Admin => 3, Roles.Data => 2, Roles.User => 1, _ => 0 };
@@ -72,8 +74,8 @@ public static class ApiKeyRules
 
     /// <summary>
     /// Turns user input into canonical scopes: "role:data" or a bare role name becomes "role:data"; anything else is
-    /// a query id ("query:" prefix optional). A role scope may not exceed the key's own role, and a key has at most one:
-    /// it narrows the key to act as that role (see <see cref="ActingRole"/>).
+    /// a query id ("query:" prefix optional); "suggest" lets the key submit suggestions. A role scope may not exceed the
+    /// key's own role, and a key has at most one: it narrows the key to act as that role (see <see cref="ActingRole"/>).
     /// </summary>
     public static IReadOnlyList<string> NormalizeScopes(IEnumerable<string?>? raw, string keyRole)
     {
@@ -83,7 +85,14 @@ public static class ApiKeyRules
             var s = item?.Trim();
             if (string.IsNullOrEmpty(s)) continue;
             string canonical;
-            if (s.StartsWith("role:", StringComparison.OrdinalIgnoreCase) || Roles.IsValid(s.ToLowerInvariant()))
+            if (string.Equals(s, SuggestScope, StringComparison.OrdinalIgnoreCase))
+            {
+                // Lets an agent submit suggested queries (governance); only a role that may suggest can carry it.
+                if (!Permissions.RoleHas(keyRole, Permissions.SuggestionsSubmit))
+                    throw DomainException.Invalid("scopes", $"A key acting as {keyRole} cannot have the '{SuggestScope}' scope: the role may not suggest queries.");
+                canonical = SuggestScope;
+            }
+            else if (s.StartsWith("role:", StringComparison.OrdinalIgnoreCase) || Roles.IsValid(s.ToLowerInvariant()))
             {
                 var role = (s.StartsWith("role:", StringComparison.OrdinalIgnoreCase) ? s[5..] : s).Trim().ToLowerInvariant();
                 if (!Roles.IsValid(role)) throw DomainException.Invalid("scopes", $"'{Short(s)}' is not a role; roles are {string.Join(", ", Roles.All)}.");
