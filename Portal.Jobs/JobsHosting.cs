@@ -79,6 +79,10 @@ public static class JobsHosting
                 t => t.WithIdentity(HousekeepingJob.Key.Name, HousekeepingJob.Key.Group)
                     .WithCronSchedule(HousekeepingJob.Cron, c => c.InTimeZone(TimeZoneInfo.Utc).WithMisfireInstruction(CronTriggerMisfireInstruction.FireAndProceed)),
                 j => j.WithIdentity(HousekeepingJob.Key).WithDescription(HousekeepingJob.Description).DisallowConcurrentExecution());
+            q.ScheduleJob<Security.AnomalyScanJob>(
+                t => t.WithIdentity(Security.AnomalyScanJob.Key.Name, Security.AnomalyScanJob.Key.Group)
+                    .WithCronSchedule(Security.AnomalyScanJob.Cron, c => c.InTimeZone(TimeZoneInfo.Utc).WithMisfireInstruction(CronTriggerMisfireInstruction.DoNothing)),
+                j => j.WithIdentity(Security.AnomalyScanJob.Key).WithDescription(Security.AnomalyScanJob.Description).DisallowConcurrentExecution());
         });
 
         services.AddQuartzHostedService(SchedulerName, o =>
