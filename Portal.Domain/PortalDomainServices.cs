@@ -87,6 +87,7 @@ public static class PortalDomainServices
         services.AddSingleton(_ => Gateway.GatewayOptions.FromConfiguration(configuration, options));
         services.AddSingleton<Gateway.GatewayService>();
         services.AddSingleton<Security.Alerts.AlertService>();
+        services.AddSingleton<Security.RateLimits.RateLimitUsageService>();
         services.AddSingleton<Security.Detectors.DetectorSettingsService>();
         services.AddSingleton<Security.Detectors.AnomalyScanner>();
         services.AddSingleton<Gateway.IGatewayEventListener, Security.Alerts.GatewayAlertListener>();

@@ -275,9 +275,11 @@ public sealed class AlertService(IDbContextFactory<PortalDbContext> dbFactory, T
     {
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         var roles = Roles.All.Where(r => Permissions.RoleHas(r, Permissions.AlertsTriage)).ToList();
-        return await db.ProjectMembers.AsNoTracking().Where(m => m.ProjectId == projectId && !m.Suspended && roles.Contains(m.Role))
-            .Join(db.Users, m => m.UserId, u => u.Id, (m, u) => new TriageMember(u.Id, u.Email!, m.Role))
-            .OrderBy(m => m.Email).ToListAsync(ct);
+        var members = await db.ProjectMembers.AsNoTracking().Where(m => m.ProjectId == projectId && !m.Suspended && roles.Contains(m.Role))
+            .Select(m => new { m.UserId, m.Role }).ToListAsync(ct);
+        var ids = members.Select(m => m.UserId).ToList();
+        var emails = await db.Users.AsNoTracking().Where(u => ids.Contains(u.Id)).Select(u => new { u.Id, u.Email }).ToDictionaryAsync(u => u.Id, u => u.Email ?? "", ct);
+        return members.Select(m => new TriageMember(m.UserId, emails.GetValueOrDefault(m.UserId, ""), m.Role)).OrderBy(m => m.Email, StringComparer.Ordinal).ToList();
     }
 
     public async Task<IReadOnlyList<SecuritySuppression>> SuppressionsAsync(Guid projectId, CancellationToken ct = default)
