@@ -396,7 +396,7 @@ public sealed class AnomalyScanner(IDbContextFactory<PortalDbContext> dbFactory,
                     if (history.Count >= off["min_history_days"])
                     {
                         var usual = Enumerable.Range(0, 24).Where(h => history.Count(d => d.Value.ContainsKey(h)) >= off["min_hour_days"]).ToHashSet();
-                        var near = usual.SelectMany(h => new[] { (h + 23) % 24, h, (h + 1) % 24 }).ToHashSet();
+                        var near = WorkingHours(usual);
                         var odd = dayGroup.Where(b => !near.Contains(b.Hour)).OrderBy(b => b.Hour).ToList();
                         if (odd.Count > 0 && usual.Count > 0)
                         {
@@ -462,6 +462,25 @@ public sealed class AnomalyScanner(IDbContextFactory<PortalDbContext> dbFactory,
                 }
             }
         }
+        return result;
+    }
+
+    /// <summary>
+    /// The usual hours widened into a working window: gaps of up to four hours between usual hours are filled (a
+    /// quiet user does not touch every hour of its day), then one hour either side.
+    /// </summary>
+    private static HashSet<int> WorkingHours(HashSet<int> usual)
+    {
+        var sorted = usual.OrderBy(h => h).ToList();
+        var result = new HashSet<int>(usual);
+        for (var i = 0; i < sorted.Count; i++)
+        {
+            var from = sorted[i];
+            var to = sorted[(i + 1) % sorted.Count];
+            var gap = (to - from + 24) % 24;
+            if (gap is > 1 and <= 5) for (var h = 1; h < gap; h++) result.Add((from + h) % 24);
+        }
+        foreach (var h in result.ToList()) { result.Add((h + 23) % 24); result.Add((h + 1) % 24); }
         return result;
     }
 
