@@ -27,6 +27,8 @@ public static class Program
                   audit-export  [sqlite|postgres|both] [events=1000000]
                   audit-seed    <sqlite|postgres> <connection-string> <events> [projects=1]
                   ingest-until-killed <sqlite|postgres> <connection-string> <ack-file>
+                  security-scan    [sqlite|postgres|both] [events=1000000]
+                  security-quality [sqlite|postgres|both] [seed=20261122] [calls-per-day=40]
                 PostgreSQL runs need PORTAL_BENCH_PG (an admin connection string); each run creates and drops its own database.
                 """);
             return 2;
@@ -45,6 +47,12 @@ public static class Program
                 return 0;
             case "audit-seed":
                 await Seed(new PortalDatabase(ParseProvider(rest[0]), rest[1]), long.Parse(rest[2], CultureInfo.InvariantCulture), (int)Arg(rest, 3, 1));
+                return 0;
+            case "security-scan":
+                foreach (var p in Providers(rest)) await SecurityBench.ScanAsync(p, Arg(rest, 1, 1_000_000));
+                return 0;
+            case "security-quality":
+                foreach (var p in Providers(rest)) await SecurityBench.QualityAsync(p, (int)Arg(rest, 1, 20261122), (int)Arg(rest, 2, 40));
                 return 0;
             case "ingest-until-killed":
                 await IngestUntilKilled(new PortalDatabase(ParseProvider(rest[0]), rest[1]), rest[2]);

@@ -426,7 +426,9 @@ public sealed class AnomalyScanner(IDbContextFactory<PortalDbContext> dbFactory,
                         var observed = days[day].Values.Sum(v => v.Rows);
                         var median = Median(totals);
                         var mad = Median(totals.Select(x => Math.Abs(x - median)).ToList());
-                        var scale = Math.Max(1.4826 * mad, Math.Max(1, 0.1 * median));
+                        // Floored at a quarter of the median: daily volumes of people and agents swing widely, and a tiny MAD over a short
+                        // history would otherwise turn an ordinary busy day into a "spike".
+                        var scale = Math.Max(1.4826 * mad, Math.Max(1, 0.25 * median));
                         var z = (observed - median) / scale;
                         if (z >= vol["z_threshold"] && observed >= vol["min_rows"])
                         {
