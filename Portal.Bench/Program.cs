@@ -31,6 +31,8 @@ public static class Program
                   audit-verify-at <sqlite|postgres> <connection-string> [runs=1]   (the longest chain of an existing database)
                   gateway-overhead [sqlite|postgres|both] [calls=3000] [wrk-seconds=10] [connections=32]
                   ingest-until-killed <sqlite|postgres> <connection-string> <ack-file>
+                  security-scan    [sqlite|postgres|both] [events=1000000]
+                  security-quality [sqlite|postgres|both] [seed=20261122] [calls-per-day=40]
                 PostgreSQL runs need PORTAL_BENCH_PG (an admin connection string); each run creates and drops its own database.
                 """);
             return 2;
@@ -61,6 +63,12 @@ public static class Program
                 return 0;
             case "gateway-overhead":
                 foreach (var p in Providers(rest)) await GatewayBench.RunAsync(p, (int)Arg(rest, 1, 3_000), (int)Arg(rest, 2, 10), (int)Arg(rest, 3, 32));
+                return 0;
+            case "security-scan":
+                foreach (var p in Providers(rest)) await SecurityBench.ScanAsync(p, Arg(rest, 1, 1_000_000));
+                return 0;
+            case "security-quality":
+                foreach (var p in Providers(rest)) await SecurityBench.QualityAsync(p, (int)Arg(rest, 1, 20261122), (int)Arg(rest, 2, 40));
                 return 0;
             case "ingest-until-killed":
                 await IngestUntilKilled(new PortalDatabase(ParseProvider(rest[0]), rest[1]), rest[2]);

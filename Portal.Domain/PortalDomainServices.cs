@@ -94,6 +94,11 @@ public static class PortalDomainServices
         services.AddSingleton<Governance.SuggestionService>();
         services.AddSingleton<Governance.ApprovalPolicyService>();
         services.AddSingleton<Governance.QueryHistoryService>();
+        services.AddSingleton<Security.Alerts.AlertService>();
+        services.AddSingleton<Security.RateLimits.RateLimitUsageService>();
+        services.AddSingleton<Security.Detectors.DetectorSettingsService>();
+        services.AddSingleton<Security.Detectors.AnomalyScanner>();
+        services.AddSingleton<Gateway.IGatewayEventListener, Security.Alerts.GatewayAlertListener>();
         return services;
     }
 

@@ -84,6 +84,10 @@ public static class JobsHosting
                 t => t.WithIdentity(SuggestionExpiryJob.Key.Name, SuggestionExpiryJob.Key.Group)
                     .WithCronSchedule(SuggestionExpiryJob.Cron, c => c.InTimeZone(TimeZoneInfo.Utc).WithMisfireInstruction(CronTriggerMisfireInstruction.FireAndProceed)),
                 j => j.WithIdentity(SuggestionExpiryJob.Key).WithDescription(SuggestionExpiryJob.Description).DisallowConcurrentExecution());
+            q.ScheduleJob<Security.AnomalyScanJob>(
+                t => t.WithIdentity(Security.AnomalyScanJob.Key.Name, Security.AnomalyScanJob.Key.Group)
+                    .WithCronSchedule(Security.AnomalyScanJob.Cron, c => c.InTimeZone(TimeZoneInfo.Utc).WithMisfireInstruction(CronTriggerMisfireInstruction.DoNothing)),
+                j => j.WithIdentity(Security.AnomalyScanJob.Key).WithDescription(Security.AnomalyScanJob.Description).DisallowConcurrentExecution());
         });
 
         services.AddQuartzHostedService(SchedulerName, o =>

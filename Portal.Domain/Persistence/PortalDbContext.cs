@@ -33,6 +33,7 @@ public class PortalDbContext(DbContextOptions<PortalDbContext> options) : Identi
     public DbSet<AuditChainHead> AuditChainHeads => Set<AuditChainHead>();
     public DbSet<Integrations.OutboxMessage> OutboxMessages => Set<Integrations.OutboxMessage>();
     public DbSet<Integrations.Notification> Notifications => Set<Integrations.Notification>();
+    public DbSet<Security.Alerts.SecurityAlert> SecurityAlerts => Set<Security.Alerts.SecurityAlert>();
 
     public bool IsSqlite => Database.ProviderName == "Microsoft.EntityFrameworkCore.Sqlite";
 
@@ -124,6 +125,7 @@ public class PortalDbContext(DbContextOptions<PortalDbContext> options) : Identi
         Integrations.IntegrationsModel.Configure(b);
         Access.AccessModel.Configure(b);
         Governance.GovernanceModel.Configure(b);
+        Security.Alerts.SecurityCenterModel.Configure(b);
 
         b.Entity<AuditEvent>(e =>
         {

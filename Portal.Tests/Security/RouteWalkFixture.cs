@@ -55,6 +55,12 @@ public sealed class RouteWalkWorld : IAsyncDisposable
         var other = await app.Get<ProjectService>().CreateAsync(admin.Id, "Other bank unit", null);
         await app.AddMemberAsync(other.Id, "outsider@bank.test", Roles.Admin, admin.Id);
         await app.AddMemberAsync(projectId, "user@bank.test", Roles.User, admin.Id);
+        // Routes addressing a record of the project (an alert) need a real one to render for the project's own admin.
+        var now = DateTimeOffset.UtcNow;
+        await app.Get<Portal.Domain.Security.Alerts.AlertService>().RaiseAsync([new(projectId, "injection", "injection_attempt", "warning", "gateway", "ip", "10.0.0.1", null,
+            null, null, "Route walk alert", "Seeded for the route walk.", new { }, [], now, now)]);
+        var alert = (await app.Get<Portal.Domain.Security.Alerts.AlertService>().ListAsync(projectId, new(), 0, 1)).Items.Single();
+        KnownIds[(projectId, "AlertId")] = alert.Id.ToString();
         return new RouteWalkWorld
         {
             Db = db, App = app, ProjectId = projectId, OtherProjectId = other.Id,
@@ -64,6 +70,9 @@ public sealed class RouteWalkWorld : IAsyncDisposable
             Outsider = await app.SignedInClientAsync("outsider@bank.test"),
         };
     }
+
+    /// <summary>Ids of real records per project and route parameter name, used by <see cref="UrlFor"/>.</summary>
+    public static readonly System.Collections.Concurrent.ConcurrentDictionary<(Guid Project, string Parameter), string> KnownIds = new();
 
     public IReadOnlyList<RouteEndpoint> Endpoints => App.Get<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>().ToList();
 
@@ -81,6 +90,7 @@ public sealed class RouteWalkWorld : IAsyncDisposable
                     RoutePatternLiteralPart l => l.Content,
                     RoutePatternSeparatorPart s => s.Content,
                     RoutePatternParameterPart p when p.Name.Equals("ProjectId", StringComparison.OrdinalIgnoreCase) => projectId.ToString(),
+                    RoutePatternParameterPart p when KnownIds.TryGetValue((projectId, p.Name), out var known) => known,
                     RoutePatternParameterPart { IsCatchAll: true } => "no-such-file.txt",
                     RoutePatternParameterPart p when p.ParameterPolicies.Any(x => x.Content is "int" or "long") => "1",
                     RoutePatternParameterPart p when p.ParameterPolicies.Any(x => x.Content == "guid") => Guid.NewGuid().ToString(),

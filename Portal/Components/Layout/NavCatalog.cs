@@ -16,6 +16,8 @@ public static class NavCatalog
         new("Governance", "Approvals", "fact_check", "approvals", Portal.Domain.Tenancy.Permissions.SuggestionsReview),
         new("Governance", "Query history", "history", "history", Portal.Domain.Tenancy.Permissions.QueriesView),
         new("Audit", "Audit log", "receipt_long", "audit", Portal.Domain.Tenancy.Permissions.AuditRead),
+        new("Security", "Alerts", "notification_important", "alerts", Portal.Domain.Tenancy.Permissions.AlertsRead),
+        new("Security", "Rate limits", "speed", "rate-limits", Portal.Domain.Tenancy.Permissions.AlertsTriage),
         new("Settings", "Members", "group", "members", Portal.Domain.Tenancy.Permissions.MembersManage),
         new("Settings", "Roles", "admin_panel_settings", "roles", Portal.Domain.Tenancy.Permissions.ProjectView),
         new("Settings", "Enterprise Suite", "extension", "enterprise", Portal.Domain.Tenancy.Permissions.SuiteManage),

@@ -11,7 +11,8 @@ namespace Portal.Components.Layout;
 /// The project the user is looking at (from the /p/{id}/ address), their membership and the suite state, for the
 /// shell's navigation. Holds no rules: permission answers come from <see cref="Permissions"/> and <see cref="SuiteService"/>.
 /// </summary>
-public sealed partial class ProjectContext(NavigationManager nav, ProjectAccess access, SuiteService suite, AuthenticationStateProvider auth)
+public sealed partial class ProjectContext(NavigationManager nav, ProjectAccess access, SuiteService suite, AuthenticationStateProvider auth,
+    Portal.Domain.Security.Alerts.AlertService alerts)
 {
     public Guid? ProjectId { get; private set; }
     public Membership? Membership { get; private set; }
@@ -19,6 +20,8 @@ public sealed partial class ProjectContext(NavigationManager nav, ProjectAccess 
     public IReadOnlyList<Membership> Memberships { get; private set; } = [];
     public bool IsOrgAdmin { get; private set; }
     public string? UserName { get; private set; }
+    /// <summary>Open and acknowledged security alerts of the project (the nav badge), when the user may read alerts.</summary>
+    public int ActiveAlerts { get; private set; }
     public event Action? Changed;
 
     [GeneratedRegex(@"^p/(?<id>[0-9a-fA-F-]{36})(/|$)")]
@@ -42,6 +45,14 @@ public sealed partial class ProjectContext(NavigationManager nav, ProjectAccess 
         Membership = ProjectId is { } pid ? await access.GetMembershipAsync(pid, userId.Value) : null;
         if (Membership is { Suspended: true }) Membership = null;
         Suite = Membership is not null ? await suite.GetAsync(Membership.ProjectId) : null;
+        ActiveAlerts = Membership is not null && Allows(Permissions.AlertsRead) ? await alerts.ActiveCountAsync(Membership.ProjectId) : 0;
+        Changed?.Invoke();
+    }
+
+    /// <summary>Re-counts the alerts badge after a triage action.</summary>
+    public async Task RefreshAlertsAsync()
+    {
+        ActiveAlerts = Membership is not null && Allows(Permissions.AlertsRead) ? await alerts.ActiveCountAsync(Membership.ProjectId) : 0;
         Changed?.Invoke();
     }
 
