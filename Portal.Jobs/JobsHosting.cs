@@ -79,6 +79,14 @@ public static class JobsHosting
                 t => t.WithIdentity(HousekeepingJob.Key.Name, HousekeepingJob.Key.Group)
                     .WithCronSchedule(HousekeepingJob.Cron, c => c.InTimeZone(TimeZoneInfo.Utc).WithMisfireInstruction(CronTriggerMisfireInstruction.FireAndProceed)),
                 j => j.WithIdentity(HousekeepingJob.Key).WithDescription(HousekeepingJob.Description).DisallowConcurrentExecution());
+            q.ScheduleJob<Integrations.IntegrationsJob>(
+                t => t.WithIdentity(Integrations.IntegrationsJob.Key.Name, Integrations.IntegrationsJob.Key.Group)
+                    .WithCronSchedule(Integrations.IntegrationsJob.Cron, c => c.InTimeZone(TimeZoneInfo.Utc).WithMisfireInstruction(CronTriggerMisfireInstruction.DoNothing)),
+                j => j.WithIdentity(Integrations.IntegrationsJob.Key).WithDescription(Integrations.IntegrationsJob.Description).DisallowConcurrentExecution());
+            q.ScheduleJob<Integrations.AuditArchiveJob>(
+                t => t.WithIdentity(Integrations.AuditArchiveJob.Key.Name, Integrations.AuditArchiveJob.Key.Group)
+                    .WithCronSchedule(Integrations.AuditArchiveJob.Cron, c => c.InTimeZone(TimeZoneInfo.Utc).WithMisfireInstruction(CronTriggerMisfireInstruction.FireAndProceed)),
+                j => j.WithIdentity(Integrations.AuditArchiveJob.Key).WithDescription(Integrations.AuditArchiveJob.Description).DisallowConcurrentExecution());
         });
 
         services.AddQuartzHostedService(SchedulerName, o =>

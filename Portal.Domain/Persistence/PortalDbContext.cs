@@ -122,6 +122,7 @@ public class PortalDbContext(DbContextOptions<PortalDbContext> options) : Identi
         Security.SecurityModel.Configure(b);
         Gateway.Catalog.CatalogModel.Configure(b);
         Integrations.IntegrationsModel.Configure(b);
+        Compliance.Retention.RetentionModel.Configure(b);
 
         b.Entity<AuditEvent>(e =>
         {
