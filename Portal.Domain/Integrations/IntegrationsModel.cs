@@ -30,6 +30,7 @@ internal static class IntegrationsModel
         });
         b.Entity<WebhookEndpoint>(e =>
         {
+            e.ToTable("webhook_endpoints");
             e.Property(x => x.Name).HasMaxLength(200);
             e.Property(x => x.Kind).HasMaxLength(16);
             e.Property(x => x.Url).HasMaxLength(2000);
@@ -40,6 +41,7 @@ internal static class IntegrationsModel
         });
         b.Entity<WebhookDelivery>(e =>
         {
+            e.ToTable("webhook_deliveries");
             e.Property(x => x.EventType).HasMaxLength(64);
             e.Property(x => x.Status).HasMaxLength(16);
             e.Property(x => x.ResponseExcerpt).HasMaxLength(500);
@@ -52,6 +54,7 @@ internal static class IntegrationsModel
         });
         b.Entity<SiemIntegration>(e =>
         {
+            e.ToTable("siem_integrations");
             e.Property(x => x.Name).HasMaxLength(200);
             e.Property(x => x.Kind).HasMaxLength(16);
             e.Property(x => x.Format).HasMaxLength(16);
@@ -65,6 +68,7 @@ internal static class IntegrationsModel
         });
         b.Entity<IntegrationChange>(e =>
         {
+            e.ToTable("integration_changes");
             e.Property(x => x.SubjectType).HasMaxLength(32);
             e.Property(x => x.SubjectId).HasMaxLength(64);
             e.Property(x => x.Action).HasMaxLength(32);

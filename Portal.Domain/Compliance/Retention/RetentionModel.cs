@@ -41,11 +41,13 @@ internal static class RetentionModel
     {
         b.Entity<RetentionPolicy>(e =>
         {
+            e.ToTable("retention_policies");
             e.Property(x => x.EventClass).HasMaxLength(32);
             e.HasIndex(x => new { x.ProjectId, x.EventClass }).IsUnique();
         });
         b.Entity<AuditArchive>(e =>
         {
+            e.ToTable("audit_archives");
             e.Property(x => x.FileName).HasMaxLength(500);
             e.Property(x => x.Sha256).HasMaxLength(64);
             e.HasIndex(x => new { x.ProjectId, x.Day });
