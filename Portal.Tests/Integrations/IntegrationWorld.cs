@@ -18,6 +18,8 @@ internal sealed class IntegrationWorld : IAsyncDisposable
     public required Guid ProjectId { get; init; }
     public required Guid Admin { get; init; }
     public required IntegrationsOptions Options { get; init; }
+    /// <summary>False for a second "process" over another world's database: that world drops it.</summary>
+    public bool OwnsDatabase { get; init; } = true;
 
     public WebhookService Webhooks => Services.GetRequiredService<WebhookService>();
     public WebhookDispatcher Dispatcher => Services.GetRequiredService<WebhookDispatcher>();
@@ -43,7 +45,7 @@ internal sealed class IntegrationWorld : IAsyncDisposable
             {
                 projectId = existingProject.Id;
                 admin = await ctx.ProjectMembers.Where(m => m.ProjectId == projectId).Select(m => m.UserId).FirstAsync();
-                return new IntegrationWorld { Db = db, Services = sp, Clock = clock, ProjectId = projectId, Admin = admin, Options = options };
+                return new IntegrationWorld { Db = db, Services = sp, Clock = clock, ProjectId = projectId, Admin = admin, Options = options, OwnsDatabase = false };
             }
         }
         await using var scope = sp.CreateAsyncScope();
@@ -93,6 +95,6 @@ internal sealed class IntegrationWorld : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await Services.DisposeAsync();
-        await Db.DisposeAsync();
+        if (OwnsDatabase) await Db.DisposeAsync();
     }
 }

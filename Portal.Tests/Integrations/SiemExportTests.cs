@@ -302,3 +302,65 @@ public class SiemExportTests
         Assert.Equal("name", await Field(new SiemDraft(" ", "splunk_hec", "json", "http://x", "t", null)));
     }
 }
+
+public class TwoWorkerTests
+{
+    [Fact]
+    public async Task Two_workers_on_one_postgresql_deliver_each_message_and_export_each_event_once()
+    {
+        await using var first = await IntegrationWorld.CreateAsync("postgres");
+        // A second, independent process: its own services, connection pools and HTTP clients over the same database.
+        await using var second = await IntegrationWorld.CreateAsync("postgres", first.Db, first.Clock);
+        await using var receiver = await HttpReceiver.StartAsync();
+        await using var hec = await HttpReceiver.StartAsync();
+        await first.Webhooks.CreateAsync(first.ProjectId, first.Admin, new WebhookDraft("SOC", "webhook", receiver.Url, [OutboxEvents.AlertCreated]));
+        await first.Webhooks.CreateAsync(first.ProjectId, first.Admin, new WebhookDraft("SOC 2", "webhook", receiver.Url + "/2", [OutboxEvents.AlertCreated]));
+        await using (var db = await first.Factory.CreateDbContextAsync())
+        {
+            for (var i = 0; i < 600; i++) Outbox.Add(db, first.ProjectId, OutboxEvents.AlertCreated, new { n = i }, first.Clock.GetUtcNow());
+            await db.SaveChangesAsync();
+        }
+        await first.AuditAsync(3000);
+        var integration = await first.Siem.CreateAsync(first.ProjectId, first.Admin, new SiemDraft("Splunk", "splunk_hec", "json", hec.Url, "t", null, 100));
+
+        // Small batches so the two workers really interleave.
+        var sent = new System.Collections.Concurrent.ConcurrentDictionary<string, int>();
+        async Task Work(IntegrationWorld w, string name)
+        {
+            for (var round = 0; round < 40; round++)
+            {
+                var r = await w.Dispatcher.RunOnceAsync(name, batchSize: 50, maxBatches: 3);
+                sent.AddOrUpdate(name, r.Attempted, (_, v) => v + r.Attempted);
+                await w.Exporter.RunOnceAsync(name, maxBatches: 3);
+            }
+        }
+        await Task.WhenAll(Task.Run(() => Work(first, "worker-a")), Task.Run(() => Work(second, "worker-b")), Task.Run(() => Work(first, "worker-a2")));
+        Assert.True(sent.GetValueOrDefault("worker-a") > 0 && sent.GetValueOrDefault("worker-b") > 0, $"both processes took part: {string.Join(", ", sent)}");
+        for (var i = 0; i < 5; i++) { await first.Dispatcher.RunOnceAsync("final"); await first.Exporter.RunOnceAsync("final"); }
+
+        var ids = receiver.Requests.Select(r => r.Headers["webhook-id"]).ToList();
+        Assert.Equal(1200, ids.Count); // 600 messages x 2 endpoints
+        Assert.Equal(1200, ids.Distinct().Count());
+        var deliveries = await first.DeliveriesAsync();
+        Assert.Equal(1200, deliveries.Count);
+        Assert.All(deliveries, d => Assert.Equal(DeliveryStatus.Delivered, d.Status));
+        Assert.All(deliveries, d => Assert.Equal(1, d.Attempts));
+
+        var seqs = hec.Requests.SelectMany(r => Events(r.Body)).Select(e => e.GetProperty("event").GetProperty("seq").GetInt64()).ToList();
+        var cursor = (await first.IntegrationAsync(integration.Id)).CursorSeq;
+        Assert.True(cursor >= 3001);
+        Assert.Equal(Enumerable.Range(1, (int)cursor).Select(n => (long)n).ToList(), seqs);
+    }
+
+    private static List<JsonElement> Events(string concatenated)
+    {
+        var list = new List<JsonElement>();
+        var reader = new Utf8JsonReader(Encoding.UTF8.GetBytes(concatenated), new JsonReaderOptions { AllowMultipleValues = true });
+        while (reader.Read())
+        {
+            using var doc = JsonDocument.ParseValue(ref reader);
+            list.Add(doc.RootElement.Clone());
+        }
+        return list;
+    }
+}
