@@ -27,6 +27,9 @@ public static class Program
                   audit-export  [sqlite|postgres|both] [events=1000000]
                   audit-seed    <sqlite|postgres> <connection-string> <events> [projects=1]
                   ingest-until-killed <sqlite|postgres> <connection-string> <ack-file>
+                  siem-export       [sqlite|postgres] [events=300000]
+                  webhook-dispatch  [sqlite|postgres] [deliveries=5000]
+                  archive           [sqlite|postgres] [events=1000000]
                 PostgreSQL runs need PORTAL_BENCH_PG (an admin connection string); each run creates and drops its own database.
                 """);
             return 2;
@@ -46,6 +49,8 @@ public static class Program
             case "audit-seed":
                 await Seed(new PortalDatabase(ParseProvider(rest[0]), rest[1]), long.Parse(rest[2], CultureInfo.InvariantCulture), (int)Arg(rest, 3, 1));
                 return 0;
+            case "siem-export" or "webhook-dispatch" or "archive":
+                return await IntegrationsBench.RunAsync(args[0], rest);
             case "ingest-until-killed":
                 await IngestUntilKilled(new PortalDatabase(ParseProvider(rest[0]), rest[1]), rest[2]);
                 return 0;

@@ -52,6 +52,21 @@ public class IntegrationsPageTests
                 Assert.DoesNotContain("alert(1)", await denied.Content.ReadAsStringAsync());
             }
         }
+        // Archived events download as JSONL for whoever may export the audit trail; the download is audited.
+        var writer = app.Get<Portal.Domain.Audit.AuditWriter>();
+        for (var i = 0; i < 5; i++)
+            await writer.AppendAsync(new Portal.Domain.Audit.AuditEventDraft { ProjectId = projectId, EventType = "auth.sign_in_succeeded", Actor = Portal.Domain.Audit.AuditActor.System, OccurredAt = DateTimeOffset.UtcNow.AddDays(-200) });
+        Assert.Equal(5, (await app.Get<Portal.Domain.Compliance.Retention.AuditArchiver>().ArchiveAsync()).EventsArchived);
+        var download = await adminClient.GetAsync($"/p/{projectId}/retention/archive.jsonl?from=2000-01-01");
+        Assert.Equal(HttpStatusCode.OK, download.StatusCode);
+        var lines = (await download.Content.ReadAsStringAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(5, lines.Length);
+        Assert.All(lines, l => Assert.Contains("auth.sign_in_succeeded", l));
+        Assert.Equal(HttpStatusCode.BadRequest, (await adminClient.GetAsync($"/p/{projectId}/retention/archive.jsonl?from=yesterday")).StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, (await (await app.SignedInClientAsync("analyst@bank.test")).GetAsync($"/p/{projectId}/retention/archive.jsonl")).StatusCode);
+        await using (var ctx = db.NewContext())
+            Assert.True(await Microsoft.EntityFrameworkCore.EntityFrameworkQueryableExtensions.AnyAsync(ctx.AuditEvents, e => e.EventType == "audit.archive_exported"));
+
         // Another project's id: the admin of this project is not a member there.
         var outsider = await adminClient.GetAsync($"/p/{Guid.NewGuid()}/integrations");
         Assert.NotEqual(HttpStatusCode.OK, outsider.StatusCode);
