@@ -33,6 +33,9 @@ public static class Program
                   ingest-until-killed <sqlite|postgres> <connection-string> <ack-file>
                   security-scan    [sqlite|postgres|both] [events=1000000]
                   security-quality [sqlite|postgres|both] [seed=20261122] [calls-per-day=40]
+                  siem-export       [sqlite|postgres] [events=300000]
+                  webhook-dispatch  [sqlite|postgres] [deliveries=5000]
+                  archive           [sqlite|postgres] [events=1000000]
                 PostgreSQL runs need PORTAL_BENCH_PG (an admin connection string); each run creates and drops its own database.
                 """);
             return 2;
@@ -70,6 +73,8 @@ public static class Program
             case "security-quality":
                 foreach (var p in Providers(rest)) await SecurityBench.QualityAsync(p, (int)Arg(rest, 1, 20261122), (int)Arg(rest, 2, 40));
                 return 0;
+            case "siem-export" or "webhook-dispatch" or "archive":
+                return await IntegrationsBench.RunAsync(args[0], rest);
             case "ingest-until-killed":
                 await IngestUntilKilled(new PortalDatabase(ParseProvider(rest[0]), rest[1]), rest[2]);
                 return 0;

@@ -99,6 +99,15 @@ public static class PortalDomainServices
         services.AddSingleton<Security.Detectors.DetectorSettingsService>();
         services.AddSingleton<Security.Detectors.AnomalyScanner>();
         services.AddSingleton<Gateway.IGatewayEventListener, Security.Alerts.GatewayAlertListener>();
+        services.AddSingleton(configuration.GetSection(Integrations.IntegrationsOptions.Section).Get<Integrations.IntegrationsOptions>() ?? new Integrations.IntegrationsOptions());
+        services.AddHttpClient(Integrations.IntegrationsOptions.HttpClientName, c => c.Timeout = Timeout.InfiniteTimeSpan)
+            .ConfigurePrimaryHttpMessageHandler(() => new System.Net.Http.SocketsHttpHandler { AllowAutoRedirect = false, MaxConnectionsPerServer = 64, PooledConnectionLifetime = TimeSpan.FromMinutes(5) });
+        services.AddSingleton<Integrations.WebhookService>();
+        services.AddSingleton<Integrations.WebhookDispatcher>();
+        services.AddSingleton<Integrations.SiemExporter>();
+        services.AddSingleton<Integrations.SiemService>();
+        services.AddSingleton<Compliance.Retention.RetentionService>();
+        services.AddSingleton<Compliance.Retention.AuditArchiver>();
         return services;
     }
 

@@ -88,6 +88,14 @@ public static class JobsHosting
                 t => t.WithIdentity(Security.AnomalyScanJob.Key.Name, Security.AnomalyScanJob.Key.Group)
                     .WithCronSchedule(Security.AnomalyScanJob.Cron, c => c.InTimeZone(TimeZoneInfo.Utc).WithMisfireInstruction(CronTriggerMisfireInstruction.DoNothing)),
                 j => j.WithIdentity(Security.AnomalyScanJob.Key).WithDescription(Security.AnomalyScanJob.Description).DisallowConcurrentExecution());
+            q.ScheduleJob<Integrations.IntegrationsJob>(
+                t => t.WithIdentity(Integrations.IntegrationsJob.Key.Name, Integrations.IntegrationsJob.Key.Group)
+                    .WithCronSchedule(Integrations.IntegrationsJob.Cron, c => c.InTimeZone(TimeZoneInfo.Utc).WithMisfireInstruction(CronTriggerMisfireInstruction.DoNothing)),
+                j => j.WithIdentity(Integrations.IntegrationsJob.Key).WithDescription(Integrations.IntegrationsJob.Description).DisallowConcurrentExecution());
+            q.ScheduleJob<Integrations.AuditArchiveJob>(
+                t => t.WithIdentity(Integrations.AuditArchiveJob.Key.Name, Integrations.AuditArchiveJob.Key.Group)
+                    .WithCronSchedule(Integrations.AuditArchiveJob.Cron, c => c.InTimeZone(TimeZoneInfo.Utc).WithMisfireInstruction(CronTriggerMisfireInstruction.FireAndProceed)),
+                j => j.WithIdentity(Integrations.AuditArchiveJob.Key).WithDescription(Integrations.AuditArchiveJob.Description).DisallowConcurrentExecution());
         });
 
         services.AddQuartzHostedService(SchedulerName, o =>

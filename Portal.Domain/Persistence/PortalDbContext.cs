@@ -126,6 +126,7 @@ public class PortalDbContext(DbContextOptions<PortalDbContext> options) : Identi
         Access.AccessModel.Configure(b);
         Governance.GovernanceModel.Configure(b);
         Security.Alerts.SecurityCenterModel.Configure(b);
+        Compliance.Retention.RetentionModel.Configure(b);
 
         b.Entity<AuditEvent>(e =>
         {

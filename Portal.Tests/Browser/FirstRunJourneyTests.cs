@@ -97,6 +97,10 @@ public class FirstRunJourneyTests(BrowserFixture browser, ITestOutputHelper outp
             await keysLink.ClickAsync();
             await Expect(page).ToHaveURLAsync(new Regex("/keys$"));
             await nav.GetByRole(AriaRole.Link, new() { Name = "Enterprise Suite" }).ClickAsync();
+            // Wait for the Enterprise page itself (and the toasts of the enable to go) before clicking its toggle.
+            await Expect(page).ToHaveURLAsync(new Regex("/enterprise$"));
+            await Expect(page.Locator("#toggle-access_control")).ToHaveTextAsync("Disable");
+            await b.DismissNotificationsAsync();
             await page.Locator("#toggle-access_control").ClickAsync();
             await b.ConfirmAsync("Disable");
             await Expect(page.Locator("#module-access_control")).ToContainTextAsync("Disabled");

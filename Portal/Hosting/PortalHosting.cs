@@ -128,6 +128,7 @@ public static class PortalHosting
         app.MapSuggestionsApi();
         app.MapOpenApi().AllowAnonymous();
         app.MapAuditExports();
+        app.MapArchiveExports();
 
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = c => c.Tags.Contains("live") }).AllowAnonymous();
         app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") }).AllowAnonymous();

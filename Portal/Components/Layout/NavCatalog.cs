@@ -20,6 +20,8 @@ public static class NavCatalog
         new("Security", "Rate limits", "speed", "rate-limits", Portal.Domain.Tenancy.Permissions.AlertsTriage),
         new("Settings", "Members", "group", "members", Portal.Domain.Tenancy.Permissions.MembersManage),
         new("Settings", "Roles", "admin_panel_settings", "roles", Portal.Domain.Tenancy.Permissions.ProjectView),
+        new("Settings", "Integrations", "hub", "integrations", Portal.Domain.Tenancy.Permissions.IntegrationsManage),
+        new("Settings", "Retention", "inventory_2", "retention", Portal.Domain.Tenancy.Permissions.RetentionManage),
         new("Settings", "Enterprise Suite", "extension", "enterprise", Portal.Domain.Tenancy.Permissions.SuiteManage),
     ];
 }

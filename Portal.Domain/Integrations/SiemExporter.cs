@@ -1,0 +1,342 @@
+using System.Buffers;
+using System.IO.Compression;
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Portal.Domain.Audit;
+using Portal.Domain.Persistence;
+using Portal.Domain.Security;
+
+namespace Portal.Domain.Integrations;
+
+/// <summary>What a receiver made of one batch.</summary>
+public sealed record SiemSendResult(bool Accepted, bool Retryable, int? StatusCode, string Message);
+
+public sealed record SiemRunResult(int Integrations, long Exported, int Failures);
+
+/// <summary>
+/// Ships each project's audit trail to its SIEM integrations: Splunk HEC, Datadog logs, syslog (RFC 5424 over TCP with
+/// RFC 6587 octet counting, optionally TLS) as JSON, CEF or OCSF.
+/// <para>
+/// At-least-once and in order: a worker claims an integration with a lease (a conditional UPDATE, so two workers never
+/// export the same integration at once), sends the events after the cursor in seq order, and advances the cursor with a
+/// compare-and-set only after the receiver accepted the batch. A crash between sending and advancing re-sends that one
+/// batch after the lease expires. 408, 429, 5xx and network errors retry with exponential backoff and jitter; any other
+/// 4xx stops the integration with the receiver's answer as its visible error until someone resumes it.
+/// </para>
+/// </summary>
+public sealed class SiemExporter(IDbContextFactory<PortalDbContext> dbFactory, SecretProtector secrets, IHttpClientFactory http,
+    IntegrationsOptions options, TimeProvider clock, ILogger<SiemExporter>? logger = null)
+{
+    public const int MaxDatadogEntries = 1000;
+    public const int MaxDatadogBytes = 5 * 1024 * 1024;
+    private readonly ILogger log = (ILogger?)logger ?? NullLogger.Instance;
+    private readonly Random random = new();
+
+    /// <summary>Tests only: runs after a batch was accepted and before the cursor moves (a crash there re-sends one batch).</summary>
+    public Func<Task>? AfterSendBeforeAdvance { get; set; }
+
+    public static string SecretPurpose(Guid integrationId) => $"siem-secret:{integrationId}";
+
+    public TimeSpan Backoff(int failures)
+    {
+        var seconds = Math.Min(3600, 5 * Math.Pow(2, Math.Max(0, failures - 1)));
+        return TimeSpan.FromSeconds(seconds * (1 + (random.NextDouble() * 2 - 1) * options.Jitter));
+    }
+
+    public async Task<SiemRunResult> RunOnceAsync(string worker, int maxBatches = 200, CancellationToken ct = default)
+    {
+        List<Guid> due;
+        var now = clock.GetUtcNow();
+        await using (var db = await dbFactory.CreateDbContextAsync(ct))
+            due = await db.Set<SiemIntegration>().AsNoTracking()
+                .Where(i => (i.Status == SiemStatus.Active || i.Status == SiemStatus.Retrying) && i.NextAttemptAt <= now)
+                .OrderBy(i => i.NextAttemptAt).Select(i => i.Id).ToListAsync(ct);
+        long exported = 0;
+        int count = 0, failures = 0;
+        foreach (var id in due)
+        {
+            var (n, failed, claimed) = await ExportAsync(id, worker, maxBatches, ct);
+            if (!claimed) continue;
+            count++;
+            exported += n;
+            if (failed) failures++;
+        }
+        return new SiemRunResult(count, exported, failures);
+    }
+
+    /// <summary>Exports one integration until it is caught up, fails, or <paramref name="maxBatches"/> were sent.</summary>
+    public async Task<(long Exported, bool Failed, bool Claimed)> ExportAsync(Guid integrationId, string worker, int maxBatches = 200, CancellationToken ct = default)
+    {
+        var token = (worker.Length > 30 ? worker[..30] : worker) + ":" + Guid.NewGuid().ToString("N");
+        var now = clock.GetUtcNow();
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        var claimed = await db.Set<SiemIntegration>()
+            .Where(i => i.Id == integrationId && (i.Status == SiemStatus.Active || i.Status == SiemStatus.Retrying) && i.NextAttemptAt <= now
+                && (i.LeaseUntil == null || i.LeaseUntil < now))
+            .ExecuteUpdateAsync(s => s.SetProperty(i => i.LeaseOwner, token).SetProperty(i => i.LeaseUntil, now + options.Lease), ct);
+        if (claimed != 1) return (0, false, false);
+        var integration = await db.Set<SiemIntegration>().AsNoTracking().FirstAsync(i => i.Id == integrationId, ct);
+        var secret = integration.SecretProtected is null ? null : secrets.Unprotect(integration.SecretProtected, SecretPurpose(integration.Id));
+        var filter = Filter(integration.EventTypes);
+        var cursor = integration.CursorSeq;
+        long exported = 0;
+        try
+        {
+            for (var b = 0; b < maxBatches; b++)
+            {
+                var events = await db.AuditEvents.AsNoTracking().Where(e => e.ProjectId == integration.ProjectId && e.Seq > cursor)
+                    .OrderBy(e => e.Seq).Take(integration.BatchSize).ToListAsync(ct);
+                if (events.Count == 0) break;
+                var selected = filter is null ? events : events.Where(e => Matches(filter, e.EventType)).ToList();
+                var result = selected.Count == 0 ? new SiemSendResult(true, false, null, "nothing selected") : await SendAsync(integration, secret, selected, ct);
+                if (!result.Accepted)
+                {
+                    await FailAsync(db, integration, token, result, ct);
+                    return (exported, true, true);
+                }
+                if (AfterSendBeforeAdvance is { } hook) await hook();
+                var newCursor = events[^1].Seq;
+                var at = clock.GetUtcNow();
+                var old = cursor;
+                var moved = await db.Set<SiemIntegration>().Where(i => i.Id == integrationId && i.LeaseOwner == token && i.CursorSeq == old)
+                    .ExecuteUpdateAsync(s => s.SetProperty(i => i.CursorSeq, newCursor).SetProperty(i => i.ExportedCount, i => i.ExportedCount + selected.Count)
+                        .SetProperty(i => i.LastSuccessAt, at).SetProperty(i => i.Attempts, 0).SetProperty(i => i.Status, SiemStatus.Active)
+                        .SetProperty(i => i.LeaseUntil, at + options.Lease), ct);
+                if (moved != 1)
+                {
+                    log.LogWarning("SIEM integration {Id}: lease lost before the cursor moved; another worker continues", integrationId);
+                    return (exported, false, true);
+                }
+                cursor = newCursor;
+                exported += selected.Count;
+                if (events.Count < integration.BatchSize) break;
+            }
+        }
+        finally
+        {
+            await db.Set<SiemIntegration>().Where(i => i.Id == integrationId && i.LeaseOwner == token)
+                .ExecuteUpdateAsync(s => s.SetProperty(i => i.LeaseOwner, (string?)null).SetProperty(i => i.LeaseUntil, (DateTimeOffset?)null), CancellationToken.None);
+        }
+        return (exported, false, true);
+    }
+
+    private async Task FailAsync(PortalDbContext db, SiemIntegration integration, string token, SiemSendResult result, CancellationToken ct)
+    {
+        var at = clock.GetUtcNow();
+        var message = WebhookService.Cut(result.Message, 2000);
+        if (result.Retryable)
+        {
+            var attempts = integration.Attempts + 1;
+            var next = at + Backoff(attempts);
+            await db.Set<SiemIntegration>().Where(i => i.Id == integration.Id && i.LeaseOwner == token)
+                .ExecuteUpdateAsync(s => s.SetProperty(i => i.Attempts, attempts).SetProperty(i => i.Status, SiemStatus.Retrying).SetProperty(i => i.NextAttemptAt, next)
+                    .SetProperty(i => i.LastError, message).SetProperty(i => i.LastErrorAt, at), ct);
+            log.LogWarning("SIEM integration {Id} failed (attempt {Attempts}), retrying at {Next}: {Message}", integration.Id, attempts, next, message);
+        }
+        else
+        {
+            await db.Set<SiemIntegration>().Where(i => i.Id == integration.Id && i.LeaseOwner == token)
+                .ExecuteUpdateAsync(s => s.SetProperty(i => i.Status, SiemStatus.Stopped).SetProperty(i => i.LastError, message).SetProperty(i => i.LastErrorAt, at), ct);
+            log.LogError("SIEM integration {Id} stopped: the receiver refused a batch for good: {Message}", integration.Id, message);
+        }
+    }
+
+    private static string[]? Filter(string? eventTypes) =>
+        string.IsNullOrWhiteSpace(eventTypes) ? null : eventTypes.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    private static bool Matches(string[] filter, string eventType)
+    {
+        foreach (var f in filter)
+            if (f.EndsWith('.') ? eventType.StartsWith(f, StringComparison.Ordinal) : eventType == f) return true;
+        return false;
+    }
+
+    /// <summary>Sends one synthetic "integration.test" event; the cursor does not move.</summary>
+    public async Task<SiemSendResult> SendTestAsync(SiemIntegration integration, CancellationToken ct = default)
+    {
+        var secret = integration.SecretProtected is null ? null : secrets.Unprotect(integration.SecretProtected, SecretPurpose(integration.Id));
+        var e = new AuditEvent
+        {
+            ProjectId = integration.ProjectId, Seq = 0, Id = Guid.CreateVersion7(), OccurredAt = clock.GetUtcNow(), EventType = "integration.test",
+            ActorType = "system", Success = true, SecurityLevel = "normal", Hash = new byte[32], PrevHash = new byte[32],
+        };
+        return await SendAsync(integration, secret, [e], ct);
+    }
+
+    public async Task<SiemSendResult> SendAsync(SiemIntegration integration, string? secret, IReadOnlyList<AuditEvent> events, CancellationToken ct)
+    {
+        try
+        {
+            return integration.Kind switch
+            {
+                SiemKinds.SplunkHec => await PostAsync(integration, HecBody(integration, events), req => req.Headers.TryAddWithoutValidation("Authorization", "Splunk " + secret), false, ct),
+                SiemKinds.Datadog => await DatadogAsync(integration, secret, events, ct),
+                SiemKinds.Syslog => await SyslogAsync(integration, events, ct),
+                _ => new SiemSendResult(false, false, null, $"Unknown integration type '{integration.Kind}'."),
+            };
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            return new SiemSendResult(false, true, null, $"No answer within {options.Timeout.TotalSeconds:0.#} s.");
+        }
+        catch (Exception ex) when (ex is HttpRequestException or IOException or SocketException or System.Security.Authentication.AuthenticationException)
+        {
+            return new SiemSendResult(false, true, null, "Network error: " + (ex.InnerException?.Message ?? ex.Message));
+        }
+    }
+
+    private static Uri Url(string endpoint, string defaultPath)
+    {
+        var uri = new Uri(endpoint);
+        return uri.AbsolutePath is "" or "/" ? new Uri(uri, defaultPath) : uri;
+    }
+
+    private async Task<SiemSendResult> PostAsync(SiemIntegration integration, byte[] body, Action<HttpRequestMessage> auth, bool gzip, CancellationToken ct,
+        string defaultPath = "/services/collector/event")
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, Url(integration.Endpoint, defaultPath));
+        HttpContent content;
+        if (gzip)
+        {
+            var ms = new MemoryStream();
+            await using (var gz = new GZipStream(ms, CompressionLevel.Fastest, leaveOpen: true)) await gz.WriteAsync(body, ct);
+            content = new ByteArrayContent(ms.GetBuffer(), 0, (int)ms.Length);
+            content.Headers.ContentEncoding.Add("gzip");
+        }
+        else content = new ByteArrayContent(body);
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+        request.Content = content;
+        auth(request);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(options.Timeout);
+        using var response = await http.CreateClient(IntegrationsOptions.HttpClientName).SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+        var code = (int)response.StatusCode;
+        var excerpt = await WebhookDispatcher.ReadExcerptAsync(response, timeout.Token);
+        if (code is >= 200 and < 300) return new SiemSendResult(true, false, code, $"Accepted ({code}).");
+        var retryable = code is 408 or 429 || code >= 500;
+        return new SiemSendResult(false, retryable, code, $"The receiver answered {code} {response.ReasonPhrase}{(excerpt is null ? "" : ": " + excerpt)}");
+    }
+
+    /// <summary>Splunk HEC: event objects concatenated in one body.</summary>
+    public byte[] HecBody(SiemIntegration integration, IReadOnlyList<AuditEvent> events)
+    {
+        var buffer = new ArrayBufferWriter<byte>(events.Count * 512);
+        using var w = new Utf8JsonWriter(buffer);
+        foreach (var e in events)
+        {
+            w.WriteStartObject();
+            w.WriteNumber("time", Math.Round(e.OccurredAt.ToUnixTimeMilliseconds() / 1000.0, 3));
+            w.WriteString("host", options.Hostname);
+            w.WriteString("source", "governance-portal");
+            w.WriteString("sourcetype", integration.Format == SiemFormats.Ocsf ? "ocsf" : integration.Format == SiemFormats.Cef ? "cef" : "governance:audit");
+            w.WritePropertyName("event");
+            WriteEvent(w, integration.Format, e);
+            w.WriteEndObject();
+            w.Flush();
+            w.Reset();
+        }
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    private static void WriteEvent(Utf8JsonWriter w, string format, AuditEvent e)
+    {
+        if (format == SiemFormats.Ocsf) SiemFormatting.WriteOcsf(w, e);
+        else if (format == SiemFormats.Cef) w.WriteStringValue(SiemFormatting.Cef(e));
+        else SiemFormatting.WriteJson(w, e);
+    }
+
+    private static string EventText(string format, AuditEvent e)
+    {
+        if (format == SiemFormats.Cef) return SiemFormatting.Cef(e);
+        var buffer = new ArrayBufferWriter<byte>(512);
+        using (var w = new Utf8JsonWriter(buffer)) { if (format == SiemFormats.Ocsf) SiemFormatting.WriteOcsf(w, e); else SiemFormatting.WriteJson(w, e); }
+        return Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+
+    /// <summary>Datadog logs intake v2: JSON arrays of at most 1000 entries and 5 MB, gzip-compressed, key in DD-API-KEY.</summary>
+    public IEnumerable<byte[]> DatadogBodies(SiemIntegration integration, IReadOnlyList<AuditEvent> events)
+    {
+        var entries = events.Select(e =>
+        {
+            var buffer = new ArrayBufferWriter<byte>(512);
+            using (var w = new Utf8JsonWriter(buffer))
+            {
+                w.WriteStartObject();
+                w.WriteString("ddsource", "governance-portal");
+                w.WriteString("service", "governance-portal");
+                w.WriteString("hostname", options.Hostname);
+                w.WriteString("ddtags", $"project:{e.ProjectId},event_type:{e.EventType},level:{e.SecurityLevel}");
+                w.WriteString("message", EventText(integration.Format, e));
+                w.WriteEndObject();
+            }
+            return buffer.WrittenSpan.ToArray();
+        });
+        var chunk = new MemoryStream();
+        var count = 0;
+        foreach (var entry in entries)
+        {
+            if (count > 0 && (count == MaxDatadogEntries || chunk.Length + entry.Length + 2 > MaxDatadogBytes))
+            {
+                chunk.WriteByte((byte)']');
+                yield return chunk.ToArray();
+                chunk = new MemoryStream();
+                count = 0;
+            }
+            chunk.WriteByte(count == 0 ? (byte)'[' : (byte)',');
+            chunk.Write(entry);
+            count++;
+        }
+        if (count > 0)
+        {
+            chunk.WriteByte((byte)']');
+            yield return chunk.ToArray();
+        }
+    }
+
+    private async Task<SiemSendResult> DatadogAsync(SiemIntegration integration, string? secret, IReadOnlyList<AuditEvent> events, CancellationToken ct)
+    {
+        SiemSendResult last = new(true, false, null, "nothing to send");
+        foreach (var body in DatadogBodies(integration, events))
+        {
+            last = await PostAsync(integration, body, req => req.Headers.TryAddWithoutValidation("DD-API-KEY", secret), true, ct, "/api/v2/logs");
+            if (!last.Accepted) return last;
+        }
+        return last;
+    }
+
+    /// <summary>
+    /// Syslog over TCP: one connection per batch, octet-counted frames, then a half-close; the batch counts as accepted
+    /// once the receiver has read everything and closed its side (TCP syslog has no application-level acknowledgement).
+    /// </summary>
+    private async Task<SiemSendResult> SyslogAsync(SiemIntegration integration, IReadOnlyList<AuditEvent> events, CancellationToken ct)
+    {
+        var (host, port) = SiemService.ParseHostPort(integration.Endpoint);
+        var buffer = new ArrayBufferWriter<byte>(events.Count * 400);
+        foreach (var e in events)
+            SiemFormatting.Frame(buffer, SiemFormatting.SyslogLine(e, EventText(integration.Format, e), options.Hostname));
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(options.Timeout);
+        using var client = new TcpClient();
+        await client.ConnectAsync(host, port, timeout.Token);
+        Stream stream = client.GetStream();
+        if (integration.UseTls)
+        {
+            var ssl = new SslStream(stream, false, options.AllowUntrustedSyslogCertificates ? (_, _, _, _) => true : null);
+            await ssl.AuthenticateAsClientAsync(new SslClientAuthenticationOptions { TargetHost = host }, timeout.Token);
+            stream = ssl;
+        }
+        await stream.WriteAsync(buffer.WrittenMemory, timeout.Token);
+        await stream.FlushAsync(timeout.Token);
+        if (stream is SslStream s) await s.ShutdownAsync();
+        client.Client.Shutdown(SocketShutdown.Send);
+        var sink = new byte[256];
+        while (await stream.ReadAsync(sink, timeout.Token) > 0) { }
+        return new SiemSendResult(true, false, null, $"Sent {events.Count} frame(s).");
+    }
+}

@@ -1,0 +1,244 @@
+using System.Buffers;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Portal.Domain.Audit;
+
+namespace Portal.Domain.Integrations;
+
+/// <summary>OCSF class of an audit event: class_uid = category_uid*1000 + class id; type_uid = class_uid*100 + activity_id.</summary>
+public readonly record struct OcsfClass(int CategoryUid, int ClassUid, int ActivityId, string ClassName, string ActivityName)
+{
+    public int TypeUid => ClassUid * 100 + ActivityId;
+}
+
+/// <summary>
+/// The wire formats of SIEM export, hand-written on Utf8JsonWriter / StringBuilder so export runs at tens of thousands of
+/// events a second: a JSON event, ArcSight CEF, OCSF JSON, RFC 5424 syslog lines and RFC 6587 octet-counting frames.
+/// </summary>
+public static class SiemFormatting
+{
+    public const string Vendor = "GovernancePortal";
+    public const string Product = "Governance Portal";
+    public const string ProductVersion = "1.0";
+    public const string OcsfVersion = "1.1.0";
+
+    public static OcsfClass Classify(string eventType)
+    {
+        if (eventType is "gateway.query_executed" or "query.executed" or "gateway.query_denied")
+            return new(6, 6005, 4, "Datastore Activity", "Query");
+        if (eventType.StartsWith("gateway.", StringComparison.Ordinal))
+            return new(6, 6003, 2, "API Activity", "Read");
+        if (eventType.StartsWith("auth.", StringComparison.Ordinal))
+            return eventType == "auth.signed_out" ? new(3, 3002, 2, "Authentication", "Logoff") : new(3, 3002, 1, "Authentication", "Logon");
+        if (eventType.StartsWith("alert.", StringComparison.Ordinal) || eventType.StartsWith("security.", StringComparison.Ordinal))
+            return new(2, 2004, eventType.EndsWith(".updated", StringComparison.Ordinal) ? 2 : 1, "Detection Finding", eventType.EndsWith(".updated", StringComparison.Ordinal) ? "Update" : "Create");
+        var activity = eventType.EndsWith("created", StringComparison.Ordinal) || eventType.EndsWith("added", StringComparison.Ordinal) ? 1
+            : eventType.EndsWith("deleted", StringComparison.Ordinal) || eventType.EndsWith("removed", StringComparison.Ordinal) || eventType.EndsWith("revoked", StringComparison.Ordinal) ? 4 : 3;
+        return new(6, 6003, activity, "API Activity", activity switch { 1 => "Create", 4 => "Delete", _ => "Update" });
+    }
+
+    private static int SeverityId(string level) => level switch { "alert" => 4, "warning" => 3, _ => 1 };
+    private static int CefSeverity(string level) => level switch { "alert" => 8, "warning" => 5, _ => 3 };
+    /// <summary>RFC 5424 severity: alert 1, warning 4, informational 6.</summary>
+    public static int SyslogSeverity(string level) => level switch { "alert" => 1, "warning" => 4, _ => 6 };
+
+    /// <summary>The portal's own JSON shape of an event (also the "event" of Splunk HEC and the Datadog log attributes).</summary>
+    public static void WriteJson(Utf8JsonWriter w, AuditEvent e)
+    {
+        w.WriteStartObject();
+        w.WriteString("id", e.Id);
+        w.WriteString("project_id", e.ProjectId);
+        w.WriteNumber("seq", e.Seq);
+        w.WriteString("occurred_at", e.OccurredAt);
+        w.WriteString("event_type", e.EventType);
+        Opt(w, "resource_type", e.ResourceType);
+        Opt(w, "resource_id", e.ResourceId);
+        Opt(w, "action", e.Action);
+        w.WriteString("actor_type", e.ActorType);
+        Opt(w, "actor_id", e.ActorId);
+        Opt(w, "actor_email", e.ActorEmail);
+        Opt(w, "actor_role", e.ActorRole);
+        Opt(w, "sql_text", e.SqlText);
+        w.WriteBoolean("success", e.Success);
+        Opt(w, "error_message", e.ErrorMessage);
+        if (e.DurationMs is { } d) w.WriteNumber("duration_ms", d);
+        if (e.RowsReturned is { } r) w.WriteNumber("rows_returned", r);
+        w.WriteString("security_level", e.SecurityLevel);
+        Opt(w, "client_ip", e.ClientIp);
+        Opt(w, "request_id", e.RequestId);
+        w.WriteString("hash", Convert.ToHexStringLower(e.Hash));
+        w.WriteEndObject();
+    }
+
+    /// <summary>An OCSF 1.1 event: class, category, activity, type_uid, time in ms, severity, status, actor, metadata.</summary>
+    public static void WriteOcsf(Utf8JsonWriter w, AuditEvent e)
+    {
+        var c = Classify(e.EventType);
+        w.WriteStartObject();
+        w.WriteNumber("category_uid", c.CategoryUid);
+        w.WriteNumber("class_uid", c.ClassUid);
+        w.WriteString("class_name", c.ClassName);
+        w.WriteNumber("activity_id", c.ActivityId);
+        w.WriteString("activity_name", c.ActivityName);
+        w.WriteNumber("type_uid", c.TypeUid);
+        w.WriteNumber("time", e.OccurredAt.ToUnixTimeMilliseconds());
+        w.WriteNumber("severity_id", SeverityId(e.SecurityLevel));
+        w.WriteNumber("status_id", e.Success ? 1 : 2);
+        w.WriteString("status", e.Success ? "Success" : "Failure");
+        if (e.ErrorMessage is not null) w.WriteString("status_detail", e.ErrorMessage);
+        w.WriteString("message", e.EventType);
+        w.WriteStartObject("metadata");
+        w.WriteString("version", OcsfVersion);
+        w.WriteString("uid", e.Id);
+        w.WriteNumber("sequence", e.Seq);
+        w.WriteString("event_code", e.EventType);
+        w.WriteStartObject("product");
+        w.WriteString("name", Product);
+        w.WriteString("vendor_name", Vendor);
+        w.WriteString("version", ProductVersion);
+        w.WriteEndObject();
+        w.WriteEndObject();
+        w.WriteStartObject("actor");
+        w.WriteStartObject("user");
+        w.WriteString("type", e.ActorType);
+        Opt(w, "uid", e.ActorId);
+        Opt(w, "email_addr", e.ActorEmail);
+        w.WriteEndObject();
+        w.WriteEndObject();
+        if (e.ClientIp is not null)
+        {
+            w.WriteStartObject("src_endpoint");
+            w.WriteString("ip", e.ClientIp);
+            w.WriteEndObject();
+        }
+        if (c.ClassUid == 6005 && e.SqlText is not null)
+        {
+            w.WriteStartObject("query_info");
+            w.WriteString("query_string", e.SqlText);
+            if (e.RowsReturned is { } rows) w.WriteNumber("data", rows);
+            w.WriteEndObject();
+        }
+        if (c.ClassUid == 2004)
+        {
+            w.WriteStartObject("finding_info");
+            w.WriteString("uid", e.ResourceId ?? e.Id.ToString());
+            w.WriteString("title", e.EventType);
+            w.WriteEndObject();
+        }
+        w.WriteStartObject("unmapped");
+        w.WriteString("project_id", e.ProjectId);
+        Opt(w, "resource_type", e.ResourceType);
+        Opt(w, "resource_id", e.ResourceId);
+        w.WriteString("hash", Convert.ToHexStringLower(e.Hash));
+        w.WriteEndObject();
+        w.WriteEndObject();
+    }
+
+    private static void Opt(Utf8JsonWriter w, string name, string? value)
+    {
+        if (value is not null) w.WriteString(name, value);
+    }
+
+    /// <summary>ArcSight CEF 0: header fields escape \ and |; extension values escape \ and = and encode line breaks as \n / \r.</summary>
+    public static string Cef(AuditEvent e)
+    {
+        var sb = new StringBuilder(256);
+        sb.Append("CEF:0|");
+        Header(sb, Vendor); sb.Append('|');
+        Header(sb, Product); sb.Append('|');
+        Header(sb, ProductVersion); sb.Append('|');
+        Header(sb, e.EventType); sb.Append('|');
+        Header(sb, e.EventType); sb.Append('|');
+        sb.Append(CefSeverity(e.SecurityLevel)).Append('|');
+        Ext(sb, "rt", e.OccurredAt.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture), first: true);
+        Ext(sb, "externalId", e.Seq.ToString(CultureInfo.InvariantCulture));
+        Ext(sb, "outcome", e.Success ? "success" : "failure");
+        Ext(sb, "suser", e.ActorEmail ?? e.ActorId);
+        Ext(sb, "suid", e.ActorId);
+        Ext(sb, "src", e.ClientIp);
+        Ext(sb, "act", e.Action);
+        Ext(sb, "cs1Label", e.ResourceType is null ? null : "resourceType");
+        Ext(sb, "cs1", e.ResourceType);
+        Ext(sb, "cs2Label", e.ResourceId is null ? null : "resourceId");
+        Ext(sb, "cs2", e.ResourceId);
+        Ext(sb, "cs3Label", "projectId");
+        Ext(sb, "cs3", e.ProjectId.ToString());
+        Ext(sb, "msg", e.ErrorMessage ?? e.SqlText);
+        return sb.ToString();
+    }
+
+    public static void Header(StringBuilder sb, string value)
+    {
+        foreach (var ch in value)
+        {
+            if (ch is '\\' or '|') sb.Append('\\');
+            if (ch is '\r' or '\n') { sb.Append(' '); continue; }
+            sb.Append(ch);
+        }
+    }
+
+    private static void Ext(StringBuilder sb, string key, string? value, bool first = false)
+    {
+        if (value is null) return;
+        if (!first) sb.Append(' ');
+        sb.Append(key).Append('=');
+        ExtValue(sb, value);
+    }
+
+    public static void ExtValue(StringBuilder sb, string value)
+    {
+        foreach (var ch in value)
+        {
+            switch (ch)
+            {
+                case '\\': sb.Append("\\\\"); break;
+                case '=': sb.Append("\\="); break;
+                case '\n': sb.Append("\\n"); break;
+                case '\r': sb.Append("\\r"); break;
+                default: sb.Append(ch); break;
+            }
+        }
+    }
+
+    /// <summary>
+    /// One RFC 5424 message: &lt;PRI&gt;1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID - MSG, facility 13 (log audit).
+    /// MSGID is the event type cut to 32 printable characters.
+    /// </summary>
+    public static string SyslogLine(AuditEvent e, string message, string hostname)
+    {
+        var pri = 13 * 8 + SyslogSeverity(e.SecurityLevel);
+        var msgId = new string(e.EventType.Where(ch => ch is > (char)32 and < (char)127).Take(32).ToArray());
+        if (msgId.Length == 0) msgId = "-";
+        return $"<{pri}>1 {e.OccurredAt.UtcDateTime:yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'} {hostname} governance-portal - {msgId} - {message}";
+    }
+
+    /// <summary>RFC 6587 octet counting: "MSG-LEN SP SYSLOG-MSG", the length in bytes of the UTF-8 message.</summary>
+    public static void Frame(IBufferWriter<byte> output, string syslogMessage)
+    {
+        var n = Encoding.UTF8.GetByteCount(syslogMessage);
+        var prefix = Encoding.ASCII.GetBytes(n.ToString(CultureInfo.InvariantCulture) + " ");
+        output.Write(prefix);
+        var span = output.GetSpan(n);
+        Encoding.UTF8.GetBytes(syslogMessage, span);
+        output.Advance(n);
+    }
+
+    /// <summary>Parses octet-counted frames (what a receiver does); returns complete frames and leaves a partial tail in <paramref name="buffer"/>.</summary>
+    public static List<string> ParseFrames(List<byte> buffer)
+    {
+        var frames = new List<string>();
+        var pos = 0;
+        while (true)
+        {
+            var sp = buffer.IndexOf((byte)' ', pos);
+            if (sp < 0) break;
+            var len = int.Parse(Encoding.ASCII.GetString(buffer.GetRange(pos, sp - pos).ToArray()), CultureInfo.InvariantCulture);
+            if (buffer.Count < sp + 1 + len) break;
+            frames.Add(Encoding.UTF8.GetString(buffer.GetRange(sp + 1, len).ToArray()));
+            pos = sp + 1 + len;
+        }
+        buffer.RemoveRange(0, pos);
+        return frames;
+    }
+}
