@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Identity;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Portal.Domain.Operations;
 using Portal.Domain.Audit;
@@ -86,6 +87,11 @@ public static class PortalDomainServices
         services.AddSingleton<Access.ColumnMaskService>();
         services.AddSingleton(_ => Gateway.GatewayOptions.FromConfiguration(configuration, options));
         services.AddSingleton<Gateway.GatewayService>();
+        services.TryAddSingleton<Compliance.IRetentionHorizon, Compliance.NoRetention>();
+        services.AddSingleton<Compliance.ReportDataBuilder>();
+        services.AddSingleton<Compliance.ReportSigner>();
+        services.AddSingleton<Compliance.ComplianceReportService>();
+        services.AddSingleton<Compliance.ReportScheduleService>();
         return services;
     }
 

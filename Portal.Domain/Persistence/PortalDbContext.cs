@@ -33,6 +33,10 @@ public class PortalDbContext(DbContextOptions<PortalDbContext> options) : Identi
     public DbSet<AuditChainHead> AuditChainHeads => Set<AuditChainHead>();
     public DbSet<Integrations.OutboxMessage> OutboxMessages => Set<Integrations.OutboxMessage>();
     public DbSet<Integrations.Notification> Notifications => Set<Integrations.Notification>();
+    public DbSet<Compliance.ComplianceReport> ComplianceReports => Set<Compliance.ComplianceReport>();
+    public DbSet<Compliance.ComplianceReportFile> ComplianceReportFiles => Set<Compliance.ComplianceReportFile>();
+    public DbSet<Compliance.ComplianceReportSchedule> ComplianceReportSchedules => Set<Compliance.ComplianceReportSchedule>();
+    public DbSet<Compliance.ReportSigningCertificate> ReportSigningCertificates => Set<Compliance.ReportSigningCertificate>();
 
     public bool IsSqlite => Database.ProviderName == "Microsoft.EntityFrameworkCore.Sqlite";
 
@@ -122,6 +126,7 @@ public class PortalDbContext(DbContextOptions<PortalDbContext> options) : Identi
         Security.SecurityModel.Configure(b);
         Gateway.Catalog.CatalogModel.Configure(b);
         Integrations.IntegrationsModel.Configure(b);
+        Compliance.ComplianceModel.Configure(b);
 
         b.Entity<AuditEvent>(e =>
         {

@@ -11,6 +11,7 @@ public static class NavCatalog
         new("Access", "API keys", "key", "keys", Portal.Domain.Tenancy.Permissions.KeysManage),
         new("Access", "Datasources", "storage", "datasources", Portal.Domain.Tenancy.Permissions.DatasourcesManage),
         new("Audit", "Audit log", "receipt_long", "audit", Portal.Domain.Tenancy.Permissions.AuditRead),
+        new("Audit", "Reports", "summarize", "reports", Portal.Domain.Tenancy.Permissions.ReportsGenerate),
         new("Settings", "Members", "group", "members", Portal.Domain.Tenancy.Permissions.MembersManage),
         new("Settings", "Roles", "admin_panel_settings", "roles", Portal.Domain.Tenancy.Permissions.ProjectView),
         new("Settings", "Enterprise Suite", "extension", "enterprise", Portal.Domain.Tenancy.Permissions.SuiteManage),
