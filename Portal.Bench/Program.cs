@@ -27,6 +27,7 @@ public static class Program
                   audit-export  [sqlite|postgres|both] [events=1000000]
                   audit-seed    <sqlite|postgres> <connection-string> <events> [projects=1]
                   ingest-until-killed <sqlite|postgres> <connection-string> <ack-file>
+                  report-soc2   [sqlite|postgres|both] [events=1000000]
                 PostgreSQL runs need PORTAL_BENCH_PG (an admin connection string); each run creates and drops its own database.
                 """);
             return 2;
@@ -45,6 +46,12 @@ public static class Program
                 return 0;
             case "audit-seed":
                 await Seed(new PortalDatabase(ParseProvider(rest[0]), rest[1]), long.Parse(rest[2], CultureInfo.InvariantCulture), (int)Arg(rest, 3, 1));
+                return 0;
+            case "report-soc2":
+                foreach (var p in Providers(rest)) await ReportBench.RunAsync(p, Arg(rest, 1, 1_000_000));
+                return 0;
+            case "report-seed":
+                await ReportBench.SeedAsync(new PortalDatabase(ParseProvider(rest[0]), rest[1]), long.Parse(rest[2], CultureInfo.InvariantCulture), Guid.Parse(rest[3]));
                 return 0;
             case "ingest-until-killed":
                 await IngestUntilKilled(new PortalDatabase(ParseProvider(rest[0]), rest[1]), rest[2]);

@@ -295,7 +295,7 @@ public sealed class ReportDataBuilder(IDbContextFactory<PortalDbContext> dbFacto
             "(before_state IS NOT NULL OR after_state IS NOT NULL) AND event_type NOT LIKE 'suggestion.%' AND event_type NOT LIKE 'alert.%'", [], false, ct, withStates: true);
 
     private static async Task<ReportSection> EventList(ReportQueries q, Func<string?, string?, string?, string> principal, string title, string intro,
-        string? where, (string, object)[] ps, bool newestFirst, CancellationToken ct, bool withStates = false, string? matchNote = null)
+        string? where, (string, object)[] ps, bool newestFirst, CancellationToken ct, bool withStates = false, string? highlight = null)
     {
         var rows = new List<string[]>();
         await q.QueryAsync("occurred_at, event_type, actor_type, actor_id, actor_email, resource_type, resource_id, before_state, after_state, success, error_message, details",
@@ -304,6 +304,7 @@ public sealed class ReportDataBuilder(IDbContextFactory<PortalDbContext> dbFacto
                 var resource = string.Join(" ", new[] { ReportQueries.Str(r, 5), ReportQueries.Str(r, 6) }.Where(s => !string.IsNullOrEmpty(s)));
                 var ok = Convert.ToBoolean(r.GetValue(9), CultureInfo.InvariantCulture);
                 var outcome = withStates ? $"{Short(ReportQueries.Str(r, 7)) ?? "—"} → {Short(ReportQueries.Str(r, 8)) ?? "—"}"
+                    : highlight is not null ? Snippet(ReportQueries.Str(r, 11), highlight) ?? Snippet(ReportQueries.Str(r, 7), highlight) ?? Snippet(ReportQueries.Str(r, 8), highlight) ?? "(in the prompt, SQL or resource)"
                     : ok ? Short(ReportQueries.Str(r, 11)) ?? "ok" : "failed: " + (ReportQueries.Str(r, 10) ?? "");
                 rows.Add([Stamp(q.Time(r.GetValue(0))), ReportQueries.Str(r, 1)!, principal(ReportQueries.Str(r, 2), ReportQueries.Str(r, 3), ReportQueries.Str(r, 4)),
                     resource.Length == 0 ? "—" : resource, outcome]);
@@ -314,8 +315,8 @@ public sealed class ReportDataBuilder(IDbContextFactory<PortalDbContext> dbFacto
             rows.RemoveAt(rows.Count - 1);
             await q.QueryAsync("count(*)", where, null, r => total = ReportQueries.Long(r, 0), ct, ps);
         }
-        return Section(title, intro, [new("When (UTC)", 2.15), new("Event", 2.75), new("Actor", 2.5), new("Resource", 2.2),
-            new(withStates ? "Before → after" : "Detail", 3.6)], rows, total);
+        return Section(title, intro, [new("When (UTC)", 2.15), new("Event", 3.05), new("Actor", 2.5), new("Resource", 2.3),
+            new(withStates ? "Before → after" : "Detail", 3.4)], rows, total);
     }
 
     private static async Task<ReportSection> ExportsSection(ReportQueries q, Func<string?, string?, string?, string> principal, CancellationToken ct) =>
@@ -332,7 +333,7 @@ public sealed class ReportDataBuilder(IDbContextFactory<PortalDbContext> dbFacto
         var section = await EventList(q, principal, $"Data subject search: \"{subject}\"",
             "Every event whose parameters, details, prompt or before/after state referenced this identifier (case-insensitive). " +
             "Result rows are not recorded in the audit trail, so events are matched on what was asked, not on what was returned.",
-            where, [("@subject", ReportQueries.Like(subject.Trim()))], false, ct);
+            where, [("@subject", ReportQueries.Like(subject.Trim()))], false, ct, highlight: subject.Trim());
         return section.Table is null || section.Table.Rows.Count > 0 ? section
             : section with { Empty = $"No event in the period referenced \"{subject}\"." };
     }
@@ -404,6 +405,17 @@ public sealed class ReportDataBuilder(IDbContextFactory<PortalDbContext> dbFacto
         if (string.IsNullOrEmpty(json)) return "(none)";
         try { return JsonSerializer.Deserialize<string[]>(json) is { Length: > 0 } a ? string.Join(", ", a) : "(none)"; }
         catch (JsonException) { return json; }
+    }
+
+    /// <summary>The text around the first case-insensitive occurrence of <paramref name="needle"/>, so the match is visible in the table.</summary>
+    private static string? Snippet(string? text, string needle)
+    {
+        if (text is null) return null;
+        var at = text.IndexOf(needle, StringComparison.OrdinalIgnoreCase);
+        if (at < 0) return null;
+        var start = Math.Max(0, at - 30);
+        var end = Math.Min(text.Length, at + needle.Length + 30);
+        return (start > 0 ? "…" : "") + text[start..end] + (end < text.Length ? "…" : "");
     }
 
     private static string? Short(string? s) => s is null ? null : s.Length <= 160 ? s : s[..157] + "…";
