@@ -270,7 +270,7 @@ public sealed class ReportDataBuilder(IDbContextFactory<PortalDbContext> dbFacto
             }, ct, ps);
         rows.AddRange(stats.OrderByDescending(s => s.Count).Take(MaxRows).Select(s => s.Row));
         return Section(title, intro, [new("Principal", 2.6), new("Query", 2), new("Purpose", 3), new("Runs", 0.9, ColumnAlign.Right),
-            new("Denied", 0.9, ColumnAlign.Right), new("Rows", 1, ColumnAlign.Right), new("Last (UTC)", 2.15)], rows, stats.Count);
+            new("Denied", 1.15, ColumnAlign.Right), new("Rows", 1, ColumnAlign.Right), new("Last (UTC)", 2.15)], rows, stats.Count);
     }
 
     private static async Task<ReportSection> DenialsByPrincipal(ReportQueries q, Func<string?, string?, string?, string> principal, CancellationToken ct)
@@ -315,7 +315,7 @@ public sealed class ReportDataBuilder(IDbContextFactory<PortalDbContext> dbFacto
             rows.RemoveAt(rows.Count - 1);
             await q.QueryAsync("count(*)", where, null, r => total = ReportQueries.Long(r, 0), ct, ps);
         }
-        return Section(title, intro, [new("When (UTC)", 2.15), new("Event", 3.05), new("Actor", 2.5), new("Resource", 2.3),
+        return Section(title, intro, [new("When (UTC)", 2.45), new("Event", 3.05), new("Actor", 2.5), new("Resource", 2.3),
             new(withStates ? "Before → after" : "Detail", 3.4)], rows, total);
     }
 
@@ -413,9 +413,10 @@ public sealed class ReportDataBuilder(IDbContextFactory<PortalDbContext> dbFacto
         if (text is null) return null;
         var at = text.IndexOf(needle, StringComparison.OrdinalIgnoreCase);
         if (at < 0) return null;
-        var start = Math.Max(0, at - 30);
-        var end = Math.Min(text.Length, at + needle.Length + 30);
-        return (start > 0 ? "…" : "") + text[start..end] + (end < text.Length ? "…" : "");
+        // The match on a line of its own, so it stays whole in a narrow column.
+        var start = Math.Max(0, at - 16);
+        var end = Math.Min(text.Length, at + needle.Length + 16);
+        return (start > 0 ? "…" : "") + text[start..at] + "\n" + text.Substring(at, needle.Length) + "\n" + text[(at + needle.Length)..end] + (end < text.Length ? "…" : "");
     }
 
     private static string? Short(string? s) => s is null ? null : s.Length <= 160 ? s : s[..157] + "…";
