@@ -25,7 +25,7 @@ public class ReportsPageTests(BrowserFixture browser, ITestOutputHelper output)
             await page.GetByRole(AriaRole.Link, new() { Name = "Reports" }).ClickAsync();
             await Expect(page).ToHaveURLAsync($"{page.Url.Split("/p/")[0]}/p/{w.ProjectId}/reports");
             await b.WaitInteractiveAsync();
-            await Expect(page.Locator("#reports-grid")).ToContainTextAsync("No reports yet");
+            await Expect(page.Locator("#reports-grid")).ToContainTextAsync("No reports yet", new() { Timeout = 15_000 });
 
             await b.ChooseAsync(page.Locator("#report-type"), "SOC 2");
             await b.ChooseAsync(page.Locator("#report-period"), "Last month");
