@@ -36,6 +36,7 @@ public static class Program
                   siem-export       [sqlite|postgres] [events=300000]
                   webhook-dispatch  [sqlite|postgres] [deliveries=5000]
                   archive           [sqlite|postgres] [events=1000000]
+                  report-soc2   [sqlite|postgres|both] [events=1000000]
                 PostgreSQL runs need PORTAL_BENCH_PG (an admin connection string); each run creates and drops its own database.
                 """);
             return 2;
@@ -75,6 +76,12 @@ public static class Program
                 return 0;
             case "siem-export" or "webhook-dispatch" or "archive":
                 return await IntegrationsBench.RunAsync(args[0], rest);
+            case "report-soc2":
+                foreach (var p in Providers(rest)) await ReportBench.RunAsync(p, Arg(rest, 1, 1_000_000));
+                return 0;
+            case "report-seed":
+                await ReportBench.SeedAsync(new PortalDatabase(ParseProvider(rest[0]), rest[1]), long.Parse(rest[2], CultureInfo.InvariantCulture), Guid.Parse(rest[3]));
+                return 0;
             case "ingest-until-killed":
                 await IngestUntilKilled(new PortalDatabase(ParseProvider(rest[0]), rest[1]), rest[2]);
                 return 0;

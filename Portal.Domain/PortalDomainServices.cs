@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Identity;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Portal.Domain.Operations;
 using Portal.Domain.Audit;
@@ -108,6 +109,11 @@ public static class PortalDomainServices
         services.AddSingleton<Integrations.SiemService>();
         services.AddSingleton<Compliance.Retention.RetentionService>();
         services.AddSingleton<Compliance.Retention.AuditArchiver>();
+        services.AddSingleton<Compliance.IRetentionHorizon, Compliance.Retention.RetentionHorizon>();
+        services.AddSingleton<Compliance.ReportDataBuilder>();
+        services.AddSingleton<Compliance.ReportSigner>();
+        services.AddSingleton<Compliance.ComplianceReportService>();
+        services.AddSingleton<Compliance.ReportScheduleService>();
         return services;
     }
 

@@ -33,6 +33,7 @@ public static class JobsHosting
 
         services.AddSingleton<JobRunRecorder>();
         services.AddSingleton<JobsDashboard>();
+        services.AddSingleton<Portal.Domain.Compliance.IReportJobTrigger, Reports.QuartzReportJobTrigger>();
         // A named scheduler, because Quartz's UseTimeProvider on the unnamed one replaces the container's TimeProvider,
         // which the Domain services use; named, the scheduler's clock stays its own.
         services.AddQuartz(SchedulerName, q =>
@@ -96,6 +97,14 @@ public static class JobsHosting
                 t => t.WithIdentity(Integrations.AuditArchiveJob.Key.Name, Integrations.AuditArchiveJob.Key.Group)
                     .WithCronSchedule(Integrations.AuditArchiveJob.Cron, c => c.InTimeZone(TimeZoneInfo.Utc).WithMisfireInstruction(CronTriggerMisfireInstruction.FireAndProceed)),
                 j => j.WithIdentity(Integrations.AuditArchiveJob.Key).WithDescription(Integrations.AuditArchiveJob.Description).DisallowConcurrentExecution());
+            q.ScheduleJob<Reports.ReportGenerationJob>(
+                t => t.WithIdentity(Reports.ReportGenerationJob.Key.Name, Reports.ReportGenerationJob.Key.Group)
+                    .WithCronSchedule(Reports.ReportGenerationJob.Cron, c => c.InTimeZone(TimeZoneInfo.Utc).WithMisfireInstruction(CronTriggerMisfireInstruction.FireAndProceed)),
+                j => j.WithIdentity(Reports.ReportGenerationJob.Key).WithDescription(Reports.ReportGenerationJob.Description).DisallowConcurrentExecution());
+            q.ScheduleJob<Reports.ScheduledReportsJob>(
+                t => t.WithIdentity(Reports.ScheduledReportsJob.Key.Name, Reports.ScheduledReportsJob.Key.Group)
+                    .WithCronSchedule(Reports.ScheduledReportsJob.Cron, c => c.InTimeZone(TimeZoneInfo.Utc).WithMisfireInstruction(CronTriggerMisfireInstruction.FireAndProceed)),
+                j => j.WithIdentity(Reports.ScheduledReportsJob.Key).WithDescription(Reports.ScheduledReportsJob.Description).DisallowConcurrentExecution());
         });
 
         services.AddQuartzHostedService(SchedulerName, o =>

@@ -117,7 +117,8 @@ public sealed class AuditExporter(PortalDatabase database, AuditWriter writer)
     }
 
 
-    private static async Task<long> WriteCsvAsync(AuditRows r, Stream output, CancellationToken ct)
+    /// <summary>Also used by compliance reports for their CSV of underlying events.</summary>
+    internal static async Task<long> WriteCsvAsync(AuditRows r, Stream output, CancellationToken ct)
     {
         // CsvHelper neutralizes formula-like text cells (= + - @ tab CR) with a leading quote (CsvInjection.Escape).
         var options = CsvWriterOptions.Default with { Injection = CsvInjection.Escape };

@@ -34,6 +34,10 @@ public class PortalDbContext(DbContextOptions<PortalDbContext> options) : Identi
     public DbSet<Integrations.OutboxMessage> OutboxMessages => Set<Integrations.OutboxMessage>();
     public DbSet<Integrations.Notification> Notifications => Set<Integrations.Notification>();
     public DbSet<Security.Alerts.SecurityAlert> SecurityAlerts => Set<Security.Alerts.SecurityAlert>();
+    public DbSet<Compliance.ComplianceReport> ComplianceReports => Set<Compliance.ComplianceReport>();
+    public DbSet<Compliance.ComplianceReportFile> ComplianceReportFiles => Set<Compliance.ComplianceReportFile>();
+    public DbSet<Compliance.ComplianceReportSchedule> ComplianceReportSchedules => Set<Compliance.ComplianceReportSchedule>();
+    public DbSet<Compliance.ReportSigningCertificate> ReportSigningCertificates => Set<Compliance.ReportSigningCertificate>();
 
     public bool IsSqlite => Database.ProviderName == "Microsoft.EntityFrameworkCore.Sqlite";
 
@@ -127,6 +131,7 @@ public class PortalDbContext(DbContextOptions<PortalDbContext> options) : Identi
         Governance.GovernanceModel.Configure(b);
         Security.Alerts.SecurityCenterModel.Configure(b);
         Compliance.Retention.RetentionModel.Configure(b);
+        Compliance.ComplianceModel.Configure(b);
 
         b.Entity<AuditEvent>(e =>
         {

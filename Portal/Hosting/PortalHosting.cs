@@ -129,6 +129,7 @@ public static class PortalHosting
         app.MapOpenApi().AllowAnonymous();
         app.MapAuditExports();
         app.MapArchiveExports();
+        app.MapReportEndpoints();
 
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = c => c.Tags.Contains("live") }).AllowAnonymous();
         app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") }).AllowAnonymous();

@@ -18,6 +18,7 @@ public static class NavCatalog
         new("Audit", "Audit log", "receipt_long", "audit", Portal.Domain.Tenancy.Permissions.AuditRead),
         new("Security", "Alerts", "notification_important", "alerts", Portal.Domain.Tenancy.Permissions.AlertsRead),
         new("Security", "Rate limits", "speed", "rate-limits", Portal.Domain.Tenancy.Permissions.AlertsTriage),
+        new("Audit", "Reports", "summarize", "reports", Portal.Domain.Tenancy.Permissions.ReportsGenerate),
         new("Settings", "Members", "group", "members", Portal.Domain.Tenancy.Permissions.MembersManage),
         new("Settings", "Roles", "admin_panel_settings", "roles", Portal.Domain.Tenancy.Permissions.ProjectView),
         new("Settings", "Integrations", "hub", "integrations", Portal.Domain.Tenancy.Permissions.IntegrationsManage),
