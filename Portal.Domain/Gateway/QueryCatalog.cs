@@ -8,8 +8,8 @@ namespace Portal.Domain.Gateway;
 /// <summary>One query in a member's catalog, with what they may do with it.</summary>
 public sealed record CatalogEntry(GatewayQuerySummary Query, Guid DatasourceId, string DatasourceName, bool CanExecute, bool CanEdit);
 
-/// <summary>A query opened in the catalog: its full definition (SQL included) and what the member may do with it.</summary>
-public sealed record CatalogDetail(ApprovedQueryRow Query, string DatasourceName, bool CanExecute, bool CanEdit);
+/// <summary>A query opened in the catalog: its full definition (SQL included), what the member may do with it, and its registered consumers (lineage).</summary>
+public sealed record CatalogDetail(ApprovedQueryRow Query, string DatasourceName, bool CanExecute, bool CanEdit, IReadOnlyList<Governance.ConsumerRow> Consumers);
 
 public sealed record CatalogDatasource(Guid Id, string Name);
 
@@ -17,10 +17,12 @@ public sealed record CatalogDatasource(Guid Id, string Name);
 /// The query catalog as a signed-in member sees it in the portal. Listing and running go through
 /// <see cref="GatewayService"/> with the member as principal, so the portal walks exactly the pipeline agents do
 /// (module gate, per-query and per-user grants, rate limits, validation, screening, masking by role, audit).
-/// Creating, changing and archiving call <see cref="ApprovedQueryService"/> after checking the member may edit.
+/// Creating, changing and archiving call <see cref="ApprovedQueryService"/> after checking the member may edit; changing
+/// or archiving a query that has registered consumers needs an explicit confirmation that names them.
 /// </summary>
 public sealed class QueryCatalog(
-    GatewayService gateway, ApprovedQueryService queries, QueryPermissionService permissions, DatasourceService datasources)
+    GatewayService gateway, ApprovedQueryService queries, QueryPermissionService permissions, DatasourceService datasources,
+    Governance.QueryHistoryService history)
 {
     public const int MaxFilterLength = 200;
 
@@ -60,7 +62,7 @@ public sealed class QueryCatalog(
         if (q.Status != QueryStatuses.Active) throw DomainException.NotFound("Approved query");
         var (canExecute, canEdit) = await RightsAsync(member, queryId, ct);
         var ds = (await DatasourcesAsync(member.ProjectId, ct)).FirstOrDefault(d => d.Id == q.DatasourceId)?.Name ?? "(unknown datasource)";
-        return new(q, ds, canExecute, canEdit);
+        return new(q, ds, canExecute, canEdit, await history.ListConsumersAsync(member.ProjectId, queryId, ct));
     }
 
     /// <summary>Runs the query as the member: the form's values go through the gateway's own validation, typed by the query's definitions.</summary>
@@ -78,7 +80,9 @@ public sealed class QueryCatalog(
     /// Creates a query, or changes one the member may edit. The author of a new query is granted view, run and edit on
     /// it (audited like any grant), so a data engineer does not lose sight of their own query; admins see every query.
     /// </summary>
-    public async Task<ApprovedQueryRow> SaveAsync(GatewayPrincipal member, Guid? queryId, ApprovedQueryRequest request, CancellationToken ct = default)
+    /// <param name="confirmConsumers">The member confirmed that the query's registered consumers may change.</param>
+    public async Task<ApprovedQueryRow> SaveAsync(GatewayPrincipal member, Guid? queryId, ApprovedQueryRequest request, CancellationToken ct = default,
+        bool confirmConsumers = false)
     {
         var actor = member.UserId ?? throw DomainException.Forbidden("Only portal members edit queries here.");
         if (!MayCreate(member)) throw DomainException.Forbidden("Your role in this project cannot create or change queries.");
@@ -86,6 +90,7 @@ public sealed class QueryCatalog(
         {
             if (!await permissions.CanAsync(member.ProjectId, id, Who(member), QueryAction.View, ct)) throw DomainException.NotFound("Approved query");
             if (!await permissions.CanAsync(member.ProjectId, id, Who(member), QueryAction.Edit, ct)) throw DomainException.Forbidden("You may not change this query.");
+            await RequireConsumersConfirmedAsync(member.ProjectId, id, "change", confirmConsumers, ct);
             return await queries.UpdateAsync(member.ProjectId, id, request, actor, ct);
         }
         var created = await queries.CreateAsync(member.ProjectId, request, actor, ct);
@@ -94,13 +99,24 @@ public sealed class QueryCatalog(
         return created;
     }
 
-    public async Task<ApprovedQueryRow> ArchiveAsync(GatewayPrincipal member, Guid queryId, CancellationToken ct = default)
+    public async Task<ApprovedQueryRow> ArchiveAsync(GatewayPrincipal member, Guid queryId, CancellationToken ct = default, bool confirmConsumers = false)
     {
         var actor = member.UserId ?? throw DomainException.Forbidden("Only portal members edit queries here.");
         if (!MayCreate(member)) throw DomainException.Forbidden("Your role in this project cannot create or change queries.");
         if (!await permissions.CanAsync(member.ProjectId, queryId, Who(member), QueryAction.View, ct)) throw DomainException.NotFound("Approved query");
         if (!await permissions.CanAsync(member.ProjectId, queryId, Who(member), QueryAction.Edit, ct)) throw DomainException.Forbidden("You may not change this query.");
+        await RequireConsumersConfirmedAsync(member.ProjectId, queryId, "archive", confirmConsumers, ct);
         return await queries.ArchiveAsync(member.ProjectId, queryId, actor, ct);
+    }
+
+    /// <summary>Lineage: a query that dashboards, reports or exports rely on changes only once someone confirmed it, by name.</summary>
+    private async Task RequireConsumersConfirmedAsync(Guid projectId, Guid queryId, string verb, bool confirmed, CancellationToken ct)
+    {
+        if (confirmed) return;
+        var consumers = await history.ListConsumersAsync(projectId, queryId, ct);
+        if (consumers.Count == 0) return;
+        throw DomainException.Conflict($"This query is used by {Governance.QueryHistoryService.Describe(consumers)}. Confirm that you {verb} it for them: " +
+            string.Join(", ", consumers.Select(c => c.Name)) + ".", "confirmConsumers");
     }
 
     public async Task<IReadOnlyList<CatalogDatasource>> DatasourcesAsync(Guid projectId, CancellationToken ct = default)

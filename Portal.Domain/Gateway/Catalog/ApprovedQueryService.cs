@@ -1,5 +1,6 @@
 using Microsoft.EntityFrameworkCore;
 using Npgsql;
+using Portal.Domain.Audit;
 using Portal.Domain.Persistence;
 
 namespace Portal.Domain.Gateway.Catalog;
@@ -25,9 +26,12 @@ public sealed record ApprovedQueryRow(
 /// <summary>
 /// The catalog of approved queries. Before a query is saved its datasource's engine proves that the SQL is one
 /// read-only statement and that its @placeholders match the declared parameters; nothing is stored otherwise.
-/// Every method is scoped by project id; another project's query or datasource answers NotFound.
+/// Every method is scoped by project id; another project's query or datasource answers NotFound. Direct changes
+/// (create, edit, archive, restore) are audited here with before/after; an approval or a rollback stages the change
+/// and audits it in its own words (see Governance).
 /// </summary>
-public sealed class ApprovedQueryService(IDbContextFactory<PortalDbContext> dbFactory, DatasourceService datasources, TimeProvider clock, GatewayLookupCache? lookups = null)
+public sealed class ApprovedQueryService(IDbContextFactory<PortalDbContext> dbFactory, DatasourceService datasources, TimeProvider clock, PortalAudit audit,
+    GatewayLookupCache? lookups = null)
 {
     public const int DefaultRowCap = 1000, MaxRowCap = 10_000;
     public const int DefaultTimeoutMs = 30_000, MinTimeoutMs = 100, MaxTimeoutMs = 120_000;
@@ -42,6 +46,7 @@ public sealed class ApprovedQueryService(IDbContextFactory<PortalDbContext> dbFa
         var q = await StageCreateAsync(db, projectId, request, actor, reason, suggestionId, ct);
         await SaveAsync(db, ct);
         lookups?.Invalidate(projectId);
+        await RecordAsync(db, q, "approved_query.created", "create", null, reason, actor, ct);
         return ToRow(q);
     }
 
@@ -50,9 +55,11 @@ public sealed class ApprovedQueryService(IDbContextFactory<PortalDbContext> dbFa
         string? reason = null, Guid? suggestionId = null)
     {
         await using var db = await dbFactory.CreateDbContextAsync(ct);
+        var before = Describe(ToRow(await FindAsync(db, projectId, queryId, ct, tracking: false)));
         var q = await StageUpdateAsync(db, projectId, queryId, request, actor, reason, suggestionId, Governance.QueryChanges.Updated, null, ct);
         await SaveVersionAsync(db, q, q.Version - 1, ct);
         lookups?.Invalidate(projectId);
+        await RecordAsync(db, q, "approved_query.updated", "update", before, reason, actor, ct);
         return ToRow(q);
     }
 
@@ -143,6 +150,7 @@ public sealed class ApprovedQueryService(IDbContextFactory<PortalDbContext> dbFa
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         var q = await FindAsync(db, projectId, queryId, ct);
         if (q.Status == status) return ToRow(q);
+        var before = Describe(ToRow(q));
         var expected = q.Version;
         q.Status = status;
         q.Version = expected + 1;
@@ -152,8 +160,32 @@ public sealed class ApprovedQueryService(IDbContextFactory<PortalDbContext> dbFa
             null, null, null, actor, q.UpdatedAt));
         await SaveVersionAsync(db, q, expected, ct);
         lookups?.Invalidate(projectId);
+        var archived = status == QueryStatuses.Archived;
+        await RecordAsync(db, q, archived ? "approved_query.archived" : "approved_query.restored", archived ? "archive" : "restore", before, null, actor, ct);
         return ToRow(q);
     }
+
+    /// <summary>Appends the committed change to the audit trail, with the definition before and after.</summary>
+    private async Task RecordAsync(PortalDbContext db, ApprovedQuery q, string eventType, string action, string? before, string? reason, Guid actor, CancellationToken ct)
+    {
+        var row = ToRow(q);
+        await audit.RecordAsync(new AuditEventDraft
+        {
+            ProjectId = q.ProjectId, EventType = eventType, Actor = await PortalAudit.UserAsync(db, q.ProjectId, actor, ct),
+            ResourceType = "approved_query", ResourceId = q.Id.ToString(), Action = action, SqlText = q.Sql,
+            BeforeState = before, AfterState = Describe(row),
+            Details = PortalAudit.Json(new { queryId = q.Id, name = q.Name, version = q.Version, reason }),
+            DataClassifications = row.Classifications,
+            OccurredAt = q.UpdatedAt,
+        }, ct);
+    }
+
+    /// <summary>What the trail keeps of a query's definition.</summary>
+    private static string? Describe(ApprovedQueryRow q) => PortalAudit.Json(new
+    {
+        name = q.Name, description = q.Description, datasourceId = q.DatasourceId, sql = q.Sql, parameters = q.Parameters,
+        classifications = q.Classifications, rowCap = q.RowCap, timeoutMs = q.TimeoutMs, version = q.Version, status = q.Status,
+    });
 
     internal sealed record Valid(string Name, string Description, string Sql, IReadOnlyList<QueryParameter> Parameters, IReadOnlyList<string> Classifications);
 
