@@ -321,8 +321,32 @@ public class MemberGatewayTests
         Assert.Equal(ErrorKind.Forbidden, (await Assert.ThrowsAsync<DomainException>(() => w.Catalog.SaveAsync(dan, other.Id, request with { Name = "Admin only" }))).Kind);
         Assert.Equal(ErrorKind.Forbidden, (await Assert.ThrowsAsync<DomainException>(() => w.Catalog.ArchiveAsync(dan, other.Id))).Kind);
 
-        await w.Catalog.ArchiveAsync(dan, created.Id);
+        // Lineage: once a dashboard relies on the query, changing or archiving it needs a confirmation naming it.
+        await app.Get<Portal.Domain.Governance.QueryHistoryService>().AddConsumerAsync(w.ProjectId, created.Id,
+            new Portal.Domain.Governance.ConsumerRequest("dashboard", "Branch map"), w.Admin);
+        Assert.Equal("Branch map", Assert.Single((await w.Catalog.GetAsync(dan, created.Id)).Consumers).Name);
+        var unconfirmed = await Assert.ThrowsAsync<DomainException>(() => w.Catalog.SaveAsync(dan, created.Id, request with { Description = "Cities" }));
+        Assert.Equal((ErrorKind.Conflict, "confirmConsumers"), (unconfirmed.Kind, unconfirmed.Field));
+        Assert.Contains("1 dashboard", unconfirmed.Message);
+        Assert.Contains("Branch map", unconfirmed.Message);
+        Assert.Equal(2, (await w.Catalog.GetAsync(dan, created.Id)).Query.Version); // nothing changed
+        Assert.Equal(3, (await w.Catalog.SaveAsync(dan, created.Id, request with { Description = "Cities" }, confirmConsumers: true)).Version);
+        var archiveUnconfirmed = await Assert.ThrowsAsync<DomainException>(() => w.Catalog.ArchiveAsync(dan, created.Id));
+        Assert.Equal("confirmConsumers", archiveUnconfirmed.Field);
+
+        await w.Catalog.ArchiveAsync(dan, created.Id, confirmConsumers: true);
         Assert.Equal(ErrorKind.NotFound, (await Assert.ThrowsAsync<DomainException>(() => w.Catalog.GetAsync(dan, created.Id))).Kind);
+
+        // Every direct change is in the trail with the author and the definition before and after.
+        var changes = (await EventsAsync(app, w.ProjectId)).Where(e => e.ResourceId == created.Id.ToString() && e.EventType.StartsWith("approved_query.", StringComparison.Ordinal)).ToList();
+        Assert.Equal(["approved_query.created", "approved_query.updated", "approved_query.consumer_added", "approved_query.updated", "approved_query.archived"],
+            changes.Select(e => e.EventType));
+        Assert.All(changes.Where(e => e.EventType != "approved_query.consumer_added"), e => Assert.Equal(("dan@bank.test", "data"), (e.ActorEmail, e.ActorRole)));
+        Assert.Null(changes[0].BeforeState);
+        Assert.Contains("\"description\":\"Distinct cities\"", changes[1].BeforeState);
+        Assert.Contains("\"description\":\"Every city with customers\"", changes[1].AfterState);
+        Assert.Contains("\"status\":\"active\"", changes[4].BeforeState);
+        Assert.Contains("\"status\":\"archived\"", changes[4].AfterState);
         Assert.DoesNotContain((await w.Catalog.ListAsync(dan, Request)).Value!, e => e.Query.Id == created.Id);
 
         // Filtering is by name or description text and by classification.
