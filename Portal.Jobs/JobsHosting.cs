@@ -77,34 +77,18 @@ public static class JobsHosting
             });
             q.AddJobListener(sp => sp.GetRequiredService<JobRunRecorder>());
 
-            q.ScheduleJob<HousekeepingJob>(
-                t => t.WithIdentity(HousekeepingJob.Key.Name, HousekeepingJob.Key.Group)
-                    .WithCronSchedule(HousekeepingJob.Cron, c => c.InTimeZone(TimeZoneInfo.Utc).WithMisfireInstruction(CronTriggerMisfireInstruction.FireAndProceed)),
-                j => j.WithIdentity(HousekeepingJob.Key).WithDescription(HousekeepingJob.Description).DisallowConcurrentExecution());
-            q.ScheduleJob<SuggestionExpiryJob>(
-                t => t.WithIdentity(SuggestionExpiryJob.Key.Name, SuggestionExpiryJob.Key.Group)
-                    .WithCronSchedule(SuggestionExpiryJob.Cron, c => c.InTimeZone(TimeZoneInfo.Utc).WithMisfireInstruction(CronTriggerMisfireInstruction.FireAndProceed)),
-                j => j.WithIdentity(SuggestionExpiryJob.Key).WithDescription(SuggestionExpiryJob.Description).DisallowConcurrentExecution());
-            q.ScheduleJob<Security.AnomalyScanJob>(
-                t => t.WithIdentity(Security.AnomalyScanJob.Key.Name, Security.AnomalyScanJob.Key.Group)
-                    .WithCronSchedule(Security.AnomalyScanJob.Cron, c => c.InTimeZone(TimeZoneInfo.Utc).WithMisfireInstruction(CronTriggerMisfireInstruction.DoNothing)),
-                j => j.WithIdentity(Security.AnomalyScanJob.Key).WithDescription(Security.AnomalyScanJob.Description).DisallowConcurrentExecution());
-            q.ScheduleJob<Integrations.IntegrationsJob>(
-                t => t.WithIdentity(Integrations.IntegrationsJob.Key.Name, Integrations.IntegrationsJob.Key.Group)
-                    .WithCronSchedule(Integrations.IntegrationsJob.Cron, c => c.InTimeZone(TimeZoneInfo.Utc).WithMisfireInstruction(CronTriggerMisfireInstruction.DoNothing)),
-                j => j.WithIdentity(Integrations.IntegrationsJob.Key).WithDescription(Integrations.IntegrationsJob.Description).DisallowConcurrentExecution());
-            q.ScheduleJob<Integrations.AuditArchiveJob>(
-                t => t.WithIdentity(Integrations.AuditArchiveJob.Key.Name, Integrations.AuditArchiveJob.Key.Group)
-                    .WithCronSchedule(Integrations.AuditArchiveJob.Cron, c => c.InTimeZone(TimeZoneInfo.Utc).WithMisfireInstruction(CronTriggerMisfireInstruction.FireAndProceed)),
-                j => j.WithIdentity(Integrations.AuditArchiveJob.Key).WithDescription(Integrations.AuditArchiveJob.Description).DisallowConcurrentExecution());
-            q.ScheduleJob<Reports.ReportGenerationJob>(
-                t => t.WithIdentity(Reports.ReportGenerationJob.Key.Name, Reports.ReportGenerationJob.Key.Group)
-                    .WithCronSchedule(Reports.ReportGenerationJob.Cron, c => c.InTimeZone(TimeZoneInfo.Utc).WithMisfireInstruction(CronTriggerMisfireInstruction.FireAndProceed)),
-                j => j.WithIdentity(Reports.ReportGenerationJob.Key).WithDescription(Reports.ReportGenerationJob.Description).DisallowConcurrentExecution());
-            q.ScheduleJob<Reports.ScheduledReportsJob>(
-                t => t.WithIdentity(Reports.ScheduledReportsJob.Key.Name, Reports.ScheduledReportsJob.Key.Group)
-                    .WithCronSchedule(Reports.ScheduledReportsJob.Cron, c => c.InTimeZone(TimeZoneInfo.Utc).WithMisfireInstruction(CronTriggerMisfireInstruction.FireAndProceed)),
-                j => j.WithIdentity(Reports.ScheduledReportsJob.Key).WithDescription(Reports.ScheduledReportsJob.Description).DisallowConcurrentExecution());
+            // One cron-triggered job in UTC, never run twice at once (on PostgreSQL: across the whole cluster).
+            void Schedule<TJob>(JobKey key, string cron, string description, CronTriggerMisfireInstruction misfire) where TJob : IJob =>
+                q.ScheduleJob<TJob>(
+                    t => t.WithIdentity(key.Name, key.Group).WithCronSchedule(cron, c => c.InTimeZone(TimeZoneInfo.Utc).WithMisfireInstruction(misfire)),
+                    j => j.WithIdentity(key).WithDescription(description).DisallowConcurrentExecution());
+            Schedule<HousekeepingJob>(HousekeepingJob.Key, HousekeepingJob.Cron, HousekeepingJob.Description, CronTriggerMisfireInstruction.FireAndProceed);
+            Schedule<SuggestionExpiryJob>(SuggestionExpiryJob.Key, SuggestionExpiryJob.Cron, SuggestionExpiryJob.Description, CronTriggerMisfireInstruction.FireAndProceed);
+            Schedule<Security.AnomalyScanJob>(Security.AnomalyScanJob.Key, Security.AnomalyScanJob.Cron, Security.AnomalyScanJob.Description, CronTriggerMisfireInstruction.DoNothing);
+            Schedule<Integrations.IntegrationsJob>(Integrations.IntegrationsJob.Key, Integrations.IntegrationsJob.Cron, Integrations.IntegrationsJob.Description, CronTriggerMisfireInstruction.DoNothing);
+            Schedule<Integrations.AuditArchiveJob>(Integrations.AuditArchiveJob.Key, Integrations.AuditArchiveJob.Cron, Integrations.AuditArchiveJob.Description, CronTriggerMisfireInstruction.FireAndProceed);
+            Schedule<Reports.ReportGenerationJob>(Reports.ReportGenerationJob.Key, Reports.ReportGenerationJob.Cron, Reports.ReportGenerationJob.Description, CronTriggerMisfireInstruction.FireAndProceed);
+            Schedule<Reports.ScheduledReportsJob>(Reports.ScheduledReportsJob.Key, Reports.ScheduledReportsJob.Cron, Reports.ScheduledReportsJob.Description, CronTriggerMisfireInstruction.FireAndProceed);
         });
 
         services.AddQuartzHostedService(SchedulerName, o =>

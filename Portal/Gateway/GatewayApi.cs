@@ -77,7 +77,8 @@ public static class GatewayApi
     private static GatewayRequestContext RequestOf(HttpContext ctx) =>
         new(ctx.Connection.RemoteIpAddress?.ToString(), ctx.Request.Headers.UserAgent.ToString() is { Length: > 0 } ua ? ua : null, ctx.TraceIdentifier);
 
-    private static string? PresentedKey(HttpContext ctx)
+    /// <summary>The API key from <c>Authorization: Bearer</c> or the key header (shared by every agent-facing API).</summary>
+    internal static string? PresentedKey(HttpContext ctx)
     {
         var authorization = ctx.Request.Headers.Authorization.ToString();
         if (authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase)) return authorization["Bearer ".Length..].Trim();
@@ -85,10 +86,10 @@ public static class GatewayApi
         return header.Length > 0 ? header.Trim() : null;
     }
 
-    /// <summary>Reads at most <see cref="MaxBodyBytes"/>; chunked bodies carry no Content-Length, so the cap is enforced while reading.</summary>
-    private static async Task<(byte[] Body, bool TooLarge)> ReadBodyAsync(HttpContext ctx)
+    /// <summary>Reads at most <paramref name="maxBytes"/>; chunked bodies carry no Content-Length, so the cap is enforced while reading.</summary>
+    internal static async Task<(byte[] Body, bool TooLarge)> ReadBodyAsync(HttpContext ctx, int maxBytes = MaxBodyBytes)
     {
-        if (ctx.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit) limit.MaxRequestBodySize = MaxBodyBytes + 1;
+        if (ctx.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit) limit.MaxRequestBodySize = maxBytes + 1;
         using var buffer = new MemoryStream();
         var chunk = new byte[8192];
         try
@@ -97,7 +98,7 @@ public static class GatewayApi
             while ((read = await ctx.Request.Body.ReadAsync(chunk, ctx.RequestAborted)) > 0)
             {
                 buffer.Write(chunk, 0, read);
-                if (buffer.Length > MaxBodyBytes) return ([], true);
+                if (buffer.Length > maxBytes) return ([], true);
             }
         }
         catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge) { return ([], true); }

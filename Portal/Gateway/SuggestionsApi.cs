@@ -48,7 +48,7 @@ public static class SuggestionsApi
         var (principal, denied) = await AuthenticateAsync(ctx, gateway);
         if (denied is not null) return denied;
         if (ctx.Request.ContentLength > MaxBodyBytes) return Problem(413, "The request body is too large.", "body", $"At most {MaxBodyBytes} bytes are accepted.");
-        var (body, tooLarge) = await ReadBodyAsync(ctx);
+        var (body, tooLarge) = await GatewayApi.ReadBodyAsync(ctx, MaxBodyBytes);
         if (tooLarge) return Problem(413, "The request body is too large.", "body", $"At most {MaxBodyBytes} bytes are accepted.");
         SuggestionRequest? request;
         try { request = JsonSerializer.Deserialize<SuggestionRequest>(body, CatalogJson.Options); }
@@ -95,7 +95,7 @@ public static class SuggestionsApi
     private static async Task<(GatewayPrincipal? Principal, IResult? Denied)> AuthenticateAsync(HttpContext ctx, GatewayService gateway)
     {
         var request = new GatewayRequestContext(ctx.Connection.RemoteIpAddress?.ToString(), ctx.Request.Headers.UserAgent.ToString() is { Length: > 0 } ua ? ua : null, ctx.TraceIdentifier);
-        var auth = await gateway.AuthenticateAsync(PresentedKey(ctx), request, ctx.RequestAborted);
+        var auth = await gateway.AuthenticateAsync(GatewayApi.PresentedKey(ctx), request, ctx.RequestAborted);
         if (auth.Denial is { } d)
         {
             ctx.Response.Headers.WWWAuthenticate = "Bearer";
@@ -105,32 +105,6 @@ public static class SuggestionsApi
             return (null, Results.Problem(statusCode: 403, title: $"This API key lacks the '{ApiKeyRules.SuggestScope}' scope needed to suggest queries.",
                 extensions: new Dictionary<string, object?> { ["code"] = "forbidden" }));
         return (auth.Value, null);
-    }
-
-    private static string? PresentedKey(HttpContext ctx)
-    {
-        var authorization = ctx.Request.Headers.Authorization.ToString();
-        if (authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase)) return authorization["Bearer ".Length..].Trim();
-        var header = ctx.Request.Headers[GatewayApi.ApiKeyHeader].ToString();
-        return header.Length > 0 ? header.Trim() : null;
-    }
-
-    private static async Task<(byte[] Body, bool TooLarge)> ReadBodyAsync(HttpContext ctx)
-    {
-        if (ctx.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit) limit.MaxRequestBodySize = MaxBodyBytes + 1;
-        using var buffer = new MemoryStream();
-        var chunk = new byte[8192];
-        try
-        {
-            int read;
-            while ((read = await ctx.Request.Body.ReadAsync(chunk, ctx.RequestAborted)) > 0)
-            {
-                buffer.Write(chunk, 0, read);
-                if (buffer.Length > MaxBodyBytes) return ([], true);
-            }
-        }
-        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge) { return ([], true); }
-        return (buffer.ToArray(), false);
     }
 
     private static string Field(string? jsonPath)
