@@ -31,7 +31,8 @@ internal sealed class IntegrationWorld : IAsyncDisposable
     {
         var db = existing ?? await TestDatabase.CreateAsync(provider);
         clock ??= new ManualClock();
-        var options = new IntegrationsOptions { Timeout = TimeSpan.FromMilliseconds(800), Lease = TimeSpan.FromMinutes(2), Hostname = "portal-test" };
+        // Long enough that a loopback answer on a loaded 2-core CI machine is not taken for a timeout; hanging receivers still time out.
+        var options = new IntegrationsOptions { Timeout = TimeSpan.FromSeconds(3), Lease = TimeSpan.FromMinutes(2), Hostname = "portal-test" };
         var sp = db.Services(clock, s =>
         {
             s.AddDataProtection().UseEphemeralDataProtectionProvider();

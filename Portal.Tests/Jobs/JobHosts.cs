@@ -39,7 +39,25 @@ public static class JobHosts
                 await Task.Delay(50);
             }
         }
-        return host;
+        return new StoppingHost(host);
+    }
+
+    /// <summary>
+    /// Disposing stops the host first, as the real worker does on shutdown: the Quartz scheduler then shuts down while
+    /// the service provider is alive. Disposing a running host directly races Quartz's cluster manager against the
+    /// provider's disposal (ObjectDisposedException while it polls for interrupts).
+    /// </summary>
+    private sealed class StoppingHost(IHost inner) : IHost
+    {
+        public IServiceProvider Services => inner.Services;
+        public Task StartAsync(CancellationToken cancellationToken = default) => inner.StartAsync(cancellationToken);
+        public Task StopAsync(CancellationToken cancellationToken = default) => inner.StopAsync(cancellationToken);
+
+        public void Dispose()
+        {
+            try { inner.StopAsync(TimeSpan.FromSeconds(30)).GetAwaiter().GetResult(); }
+            finally { inner.Dispose(); }
+        }
     }
 
     public static Task<IScheduler> SchedulerAsync(this IServiceProvider services) =>
