@@ -264,9 +264,29 @@ public class QueryPagesBrowserTests(BrowserFixture browser, ITestOutputHelper ou
             await page.Locator("#run-query").ClickAsync();
             await Expect(page.Locator("#run-result")).ToBeVisibleAsync();
             await Expect(page.Locator("#run-grid .masked-col")).ToHaveCountAsync(0);
+            await Expect(page.Locator("#query-impact")).ToContainTextAsync("No consumers registered");
+
+            // A dashboard starts relying on the query (registered on its history page, here directly): changing it now
+            // asks for a confirmation that names the dashboard, and the query page shows the impact.
+            var queryId = (await app.Get<ApprovedQueryService>().ListAsync(projectId, 0, 50)).Items.Single(q => q.Name == "Orders of one customer").Id;
+            await app.Get<Portal.Domain.Governance.QueryHistoryService>().AddConsumerAsync(projectId, queryId,
+                new Portal.Domain.Governance.ConsumerRequest("dashboard", "Weekly revenue"), admin);
+            await page.Locator("#edit-query").ClickAsync();
+            await page.Locator("#q-description").FillAsync("Every order of one customer, newest first.");
+            await page.Locator("#save-query").ClickAsync();
+            var dialog = page.GetByRole(AriaRole.Alertdialog);
+            await Expect(dialog).ToContainTextAsync("1 dashboard");
+            await Expect(dialog).ToContainTextAsync("Weekly revenue");
+            await b.ConfirmAsync("Save and affect them");
+            await Expect(b.Notifications.Filter(new() { HasText = "Query saved" })).ToBeVisibleAsync();
+            await Expect(page.Locator("#query-impact")).ToContainTextAsync("Used by 1 dashboard: Weekly revenue");
+            await Expect(page.Locator("#query-history-link")).ToHaveAttributeAsync("href", $"p/{projectId}/queries/{queryId}/history");
+            await b.DismissNotificationsAsync();
+            await b.ScreenshotAsync("query-detail-consumers");
 
             await page.Locator("#archive-query").ClickAsync();
-            await b.ConfirmAsync("Archive");
+            await Expect(dialog).ToContainTextAsync("dashboard Weekly revenue");
+            await b.ConfirmAsync("Archive and affect them");
             await Expect(b.Notifications.Filter(new() { HasText = "Query archived" })).ToBeVisibleAsync();
             await Expect(page.Locator("#query-detail")).ToHaveCountAsync(0);
             await Expect(page.Locator("#catalog-grid")).Not.ToContainTextAsync("Orders of one customer");
