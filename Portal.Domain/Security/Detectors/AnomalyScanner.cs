@@ -105,15 +105,27 @@ public sealed class AnomalyScanner(IDbContextFactory<PortalDbContext> dbFactory,
                 findings.AddRange(await BruteForceAsync(conn, db, chain, lo, hi, minAt, projects, settings, ct));
             else
             {
+                // The rules read the range independently, each on its own connection and thread, so a full scan uses
+                // every core (Microsoft.Data.Sqlite runs "async" calls synchronously, hence Task.Run). Only the brute
+                // force rule touches the DbContext. Findings keep the rules' fixed order.
                 var s = settings[chain];
-                findings.AddRange(await BruteForceAsync(conn, db, chain, lo, hi, minAt, projects, settings, ct));
-                profiles = await ProfileGroupsAsync(conn, chain, lo, hi, ct);
-                findings.AddRange(await ProfileRulesAsync(conn, chain, profiles, s, ct));
-                var (srcFindings, newSources) = await NewSourcesAsync(conn, chain, lo, hi, s[DetectorRules.NewSource], ct);
-                findings.AddRange(srcFindings);
-                sources = newSources;
-                findings.AddRange(await ExportsAsync(conn, chain, lo, hi, minAt, s[DetectorRules.BulkExport], ct));
-                findings.AddRange(await PrivilegeAsync(conn, chain, lo, hi, s[DetectorRules.PrivilegeChange], ct));
+                var brute = OnOwnConnection(c => BruteForceAsync(c, db, chain, lo, hi, minAt, projects, settings, ct));
+                var profiled = OnOwnConnection(async c =>
+                {
+                    var groups = await ProfileGroupsAsync(c, chain, lo, hi, ct);
+                    return (Groups: groups, Findings: await ProfileRulesAsync(c, chain, groups, s, ct));
+                });
+                var newSources = OnOwnConnection(c => NewSourcesAsync(c, chain, lo, hi, s[DetectorRules.NewSource], ct));
+                var exports = OnOwnConnection(c => ExportsAsync(c, chain, lo, hi, minAt, s[DetectorRules.BulkExport], ct));
+                var privilege = OnOwnConnection(c => PrivilegeAsync(c, chain, lo, hi, s[DetectorRules.PrivilegeChange], ct));
+                await Task.WhenAll(brute, profiled, newSources, exports, privilege);
+                findings.AddRange(brute.Result);
+                profiles = profiled.Result.Groups;
+                findings.AddRange(profiled.Result.Findings);
+                findings.AddRange(newSources.Result.Item1);
+                sources = newSources.Result.Item2;
+                findings.AddRange(exports.Result);
+                findings.AddRange(privilege.Result);
             }
         }
 
@@ -144,6 +156,12 @@ public sealed class AnomalyScanner(IDbContextFactory<PortalDbContext> dbFactory,
     }
 
     // ---------------------------------------------------------------- reading helpers
+
+    private Task<T> OnOwnConnection<T>(Func<DbConnection, Task<T>> read) => Task.Run(async () =>
+    {
+        await using var conn = AuditReader.Open(database);
+        return await read(conn);
+    });
 
     private DbCommand Command(DbConnection conn, string sql, Guid chain, long lo, long hi)
     {
