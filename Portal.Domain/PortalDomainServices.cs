@@ -109,6 +109,7 @@ public static class PortalDomainServices
         services.AddSingleton<Integrations.SiemService>();
         services.AddSingleton<Compliance.Retention.RetentionService>();
         services.AddSingleton<Compliance.Retention.AuditArchiver>();
+        services.AddSingleton<IAuditArchive>(sp => sp.GetRequiredService<Compliance.Retention.AuditArchiver>());
         services.AddSingleton<Compliance.IRetentionHorizon, Compliance.Retention.RetentionHorizon>();
         services.AddSingleton<Compliance.ReportDataBuilder>();
         services.AddSingleton<Compliance.ReportSigner>();

@@ -27,7 +27,11 @@ public sealed record AuditExportFilter
 /// memory does not grow with the export. The export is itself audited first: if that event cannot be written,
 /// nothing is exported.
 /// </summary>
-public sealed class AuditExporter(PortalDatabase database, AuditWriter writer)
+/// <para>
+/// With <c>includeArchived</c>, events that retention moved to archive files and that match the same filters are
+/// merged in by seq (read from the files: slower), marked by a trailing "source" column / field.
+/// </para>
+public sealed class AuditExporter(PortalDatabase database, AuditWriter writer, IAuditArchive? archive = null)
 {
     /// <summary>CSV/JSON column names, in output order.</summary>
     public static readonly string[] Fields =
@@ -40,7 +44,7 @@ public sealed class AuditExporter(PortalDatabase database, AuditWriter writer)
 
     /// <summary>Exports and returns the number of events written.</summary>
     public async Task<long> ExportAsync(Guid projectId, AuditExportFilter filter, AuditExportFormat format, Stream output,
-        AuditActor exportedBy, CancellationToken ct = default)
+        AuditActor exportedBy, CancellationToken ct = default, bool includeArchived = false)
     {
         ArgumentNullException.ThrowIfNull(filter);
         ArgumentNullException.ThrowIfNull(output);
@@ -65,15 +69,23 @@ public sealed class AuditExporter(PortalDatabase database, AuditWriter writer)
                 actor = filter.Actor,
                 security_level = filter.SecurityLevel?.ToString(),
                 text = filter.Text,
+                include_archived = includeArchived ? true : (bool?)null,
             }),
         }, ct);
 
-        var (where, parameters) = BuildQuery(projectId, filter);
-        // Synchronous cursor reads with asynchronous output writes: rows are read ahead by the drivers.
-        using var rows = AuditRows.Open(database, where, parameters);
-        return format == AuditExportFormat.Csv
-            ? await WriteCsvAsync(rows, output, ct)
-            : await WriteJsonAsync(rows, output, format == AuditExportFormat.JsonArray, ct);
+        // Only this project's manifests and files are read (the archive checks each event's project too).
+        IEnumerator<AuditEvent>? archived = includeArchived && archive is not null
+            ? (await archive.EventsAsync(projectId, filter, ct)).GetEnumerator() : null;
+        try
+        {
+            var (where, parameters) = BuildQuery(projectId, filter);
+            // Synchronous cursor reads with asynchronous output writes: rows are read ahead by the drivers.
+            using var rows = AuditRows.Open(database, where, parameters);
+            return format == AuditExportFormat.Csv
+                ? await WriteCsvAsync(rows, output, ct, archived)
+                : await WriteJsonAsync(rows, output, format == AuditExportFormat.JsonArray, ct, archived);
+        }
+        finally { archived?.Dispose(); }
     }
 
     private (string Where, List<(string, object)> Parameters) BuildQuery(Guid projectId, AuditExportFilter filter)
@@ -118,18 +130,27 @@ public sealed class AuditExporter(PortalDatabase database, AuditWriter writer)
 
 
     /// <summary>Also used by compliance reports for their CSV of underlying events.</summary>
-    internal static async Task<long> WriteCsvAsync(AuditRows r, Stream output, CancellationToken ct)
+    internal static async Task<long> WriteCsvAsync(AuditRows r, Stream output, CancellationToken ct, IEnumerator<AuditEvent>? archived = null)
     {
         // CsvHelper neutralizes formula-like text cells (= + - @ tab CR) with a leading quote (CsvInjection.Escape).
         var options = CsvWriterOptions.Default with { Injection = CsvInjection.Escape };
         await using var csv = CsvWriter.Create(output, options, leaveOpen: true);
         foreach (var name in Fields) csv.WriteField(name);
+        if (archived is not null) csv.WriteField("source");
         csv.EndRecord();
         var chars = new char[64];
         long n = 0;
-        while (r.Read())
+        var merge = new SeqMerge(r, archived);
+        while (merge.Next(out var e))
         {
             if ((n & 0x3FFF) == 0) ct.ThrowIfCancellationRequested();
+            if (e is not null)
+            {
+                WriteCsvEvent(csv, e, chars);
+                await csv.EndRecordAsync(ct);
+                n++;
+                continue;
+            }
             WriteGuid(csv, r.Guid(AuditRows.ProjectId), chars);
             csv.WriteField(r.Int64(AuditRows.Seq));
             WriteGuid(csv, r.Guid(AuditRows.Id), chars);
@@ -148,11 +169,96 @@ public sealed class AuditExporter(PortalDatabase database, AuditWriter writer)
             }
             WriteHex(csv, r.Blob(AuditRows.PrevHash), chars);
             WriteHex(csv, r.Blob(AuditRows.Hash), chars);
+            if (archived is not null) csv.WriteField("database");
             await csv.EndRecordAsync(ct);
             n++;
         }
         await csv.FlushAsync(ct);
         return n;
+    }
+
+    /// <summary>One archived event as a CSV record: the same columns, formats and neutralization as a database row.</summary>
+    private static void WriteCsvEvent(CsvWriter csv, AuditEvent e, char[] chars)
+    {
+        WriteGuid(csv, e.ProjectId, chars);
+        csv.WriteField(e.Seq);
+        WriteGuid(csv, e.Id, chars);
+        e.OccurredAt.ToUniversalTime().TryFormat(chars, out var written, "O", CultureInfo.InvariantCulture);
+        csv.WriteField(chars.AsSpan(0, written));
+        for (var i = 4; i < Fields.Length - 2; i++)
+        {
+            switch (Value(e, Fields[i]))
+            {
+                case null: csv.WriteField(ReadOnlySpan<byte>.Empty); break;
+                case bool b: csv.WriteField(b ? "true"u8 : "false"u8); break;
+                case long l: csv.WriteField(l); break;
+                case string s: csv.WriteField(s.AsSpan()); break;
+            }
+        }
+        WriteHex(csv, e.PrevHash, chars);
+        WriteHex(csv, e.Hash, chars);
+        csv.WriteField("archive");
+    }
+
+    /// <summary>An event's value for a column of <see cref="Fields"/> (between occurred_at and prev_hash).</summary>
+    private static object? Value(AuditEvent e, string field) => field switch
+    {
+        "event_type" => e.EventType,
+        "resource_type" => e.ResourceType,
+        "resource_id" => e.ResourceId,
+        "action" => e.Action,
+        "actor_type" => e.ActorType,
+        "actor_id" => e.ActorId,
+        "actor_email" => e.ActorEmail,
+        "actor_role" => e.ActorRole,
+        "session_id" => e.SessionId,
+        "success" => e.Success,
+        "error_message" => e.ErrorMessage,
+        "duration_ms" => e.DurationMs,
+        "rows_returned" => e.RowsReturned,
+        "security_level" => e.SecurityLevel,
+        "data_classifications" => e.DataClassifications,
+        "tables_accessed" => e.TablesAccessed,
+        "client_ip" => e.ClientIp,
+        "user_agent" => e.UserAgent,
+        "request_id" => e.RequestId,
+        "prompt" => e.Prompt,
+        "sql_text" => e.SqlText,
+        "details" => e.Details,
+        "before_state" => e.BeforeState,
+        "after_state" => e.AfterState,
+        _ => throw new InvalidOperationException($"Unknown audit field {field}."),
+    };
+
+    /// <summary>
+    /// Database rows and archived events merged by seq: <see cref="Next"/> yields an archived event, or null when the
+    /// database cursor is positioned on the next row to write.
+    /// </summary>
+    private sealed class SeqMerge(AuditRows rows, IEnumerator<AuditEvent>? archived)
+    {
+        private bool started, rowReady, archivedReady, rowPending;
+
+        public bool Next(out AuditEvent? archivedEvent)
+        {
+            if (!started)
+            {
+                started = true;
+                rowReady = rows.Read();
+                archivedReady = archived?.MoveNext() ?? false;
+            }
+            else if (rowPending) rowReady = rows.Read();
+            rowPending = false;
+            archivedEvent = null;
+            if (archivedReady && (!rowReady || archived!.Current.Seq < rows.Int64(AuditRows.Seq)))
+            {
+                archivedEvent = archived!.Current;
+                archivedReady = archived.MoveNext();
+                return true;
+            }
+            if (!rowReady) return false;
+            rowPending = true;
+            return true;
+        }
     }
 
     private static void WriteGuid(CsvWriter csv, Guid g, char[] chars)
@@ -167,7 +273,7 @@ public sealed class AuditExporter(PortalDatabase database, AuditWriter writer)
         csv.WriteField(chars.AsSpan(0, written));
     }
 
-    private static async Task<long> WriteJsonAsync(AuditRows r, Stream output, bool array, CancellationToken ct)
+    private static async Task<long> WriteJsonAsync(AuditRows r, Stream output, bool array, CancellationToken ct, IEnumerator<AuditEvent>? archived = null)
     {
         // JSON Lines flushes the writer after every object to add the newline; a buffer keeps those from being tiny writes.
         var target = array ? output : new BufferedStream(output, 64 * 1024);
@@ -176,10 +282,19 @@ public sealed class AuditExporter(PortalDatabase database, AuditWriter writer)
         if (array) json.WriteStartArray();
         var chars = new char[64];
         long n = 0;
-        while (r.Read())
+        var merge = new SeqMerge(r, archived);
+        while (merge.Next(out var e))
         {
             if ((n & 0x3FFF) == 0) ct.ThrowIfCancellationRequested();
             json.WriteStartObject();
+            if (e is not null)
+            {
+                WriteJsonEvent(json, e);
+                json.WriteString("source", "archive");
+                json.WriteEndObject();
+                await EndJsonValueAsync();
+                continue;
+            }
             json.WriteString("project_id", r.Guid(AuditRows.ProjectId));
             json.WriteNumber("seq", r.Int64(AuditRows.Seq));
             json.WriteString("id", r.Guid(AuditRows.Id));
@@ -201,7 +316,17 @@ public sealed class AuditExporter(PortalDatabase database, AuditWriter writer)
             json.WriteString("prev_hash", chars.AsSpan(0, w));
             Convert.TryToHexStringLower(r.Blob(AuditRows.Hash), chars, out w);
             json.WriteString("hash", chars.AsSpan(0, w));
+            if (archived is not null) json.WriteString("source", "database");
             json.WriteEndObject();
+            await EndJsonValueAsync();
+        }
+        if (array) json.WriteEndArray();
+        await json.FlushAsync(ct);
+        await target.FlushAsync(ct);
+        return n;
+
+        async Task EndJsonValueAsync()
+        {
             if (!array)
             {
                 json.Flush();
@@ -211,10 +336,26 @@ public sealed class AuditExporter(PortalDatabase database, AuditWriter writer)
             if (json.BytesPending > 32 * 1024) await json.FlushAsync(ct);
             n++;
         }
-        if (array) json.WriteEndArray();
-        await json.FlushAsync(ct);
-        await target.FlushAsync(ct);
-        return n;
+    }
+
+    private static void WriteJsonEvent(Utf8JsonWriter json, AuditEvent e)
+    {
+        json.WriteString("project_id", e.ProjectId);
+        json.WriteNumber("seq", e.Seq);
+        json.WriteString("id", e.Id);
+        json.WriteString("occurred_at", e.OccurredAt.ToUniversalTime());
+        for (var i = 4; i < Fields.Length - 2; i++)
+        {
+            switch (Value(e, Fields[i]))
+            {
+                case null: json.WriteNull(Fields[i]); break;
+                case bool b: json.WriteBoolean(Fields[i], b); break;
+                case long l: json.WriteNumber(Fields[i], l); break;
+                case string s: json.WriteString(Fields[i], s); break;
+            }
+        }
+        json.WriteString("prev_hash", Convert.ToHexStringLower(e.PrevHash));
+        json.WriteString("hash", Convert.ToHexStringLower(e.Hash));
     }
 
     /// <summary>The audit_events column of each entry of <see cref="Fields"/>.</summary>

@@ -180,8 +180,10 @@ public sealed class ReportDataBuilder(IDbContextFactory<PortalDbContext> dbFacto
         if (last > 0)
             await q.RawAsync("SELECT hash FROM audit_events WHERE project_id = @p AND seq = @s", r => lastHash = Convert.ToHexStringLower((byte[])r.GetValue(0)), ct, ("@s", last));
         var v = await verifier.VerifyAsync(projectId, ct);
+        // Archived events left the database: the chain is anchored on (or re-read from) the archive files' manifests.
+        var archived = v.ArchivedEvents > 0 ? $" ({N(v.ArchivedEvents)} of them in archive files, linked through the archive manifests)" : "";
         var message = v.Ok
-            ? $"Intact: all {N(v.EventsChecked)} events of the project's chain re-hashed and linked correctly."
+            ? $"Intact: all {N(v.EventsChecked)} events of the project's chain re-hashed and linked correctly{archived}."
             : $"BROKEN at seq {v.FirstBrokenSeq}: {v.Problem}";
         return new ChainResult(v.Ok, v.EventsChecked, message, first, last, lastHash);
     }

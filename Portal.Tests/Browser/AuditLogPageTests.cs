@@ -65,4 +65,49 @@ public class AuditLogPageTests(BrowserFixture browser, ITestOutputHelper output)
             Assert.Equal(0, dialogs);
         });
     }
+
+    [Fact]
+    public async Task Auditor_includes_archived_events_sees_them_labelled_and_opens_one_as_text()
+    {
+        await using var db = await TestDatabase.CreateAsync("sqlite");
+        await using var app = PortalApp.ForBrowser(db);
+        var (projectId, _) = await Audit.AuditLogArchiveTests.SeedArchivedAsync(app);
+        await using var b = await browser.OpenAsync(app, output);
+
+        await b.RunAsync(async page =>
+        {
+            var dialogs = 0;
+            page.Dialog += (_, d) => { dialogs++; _ = d.DismissAsync(); };
+            await b.SignInAsync("carol@northwind.test");
+            await page.GotoAsync($"{app.BaseUrl}/p/{projectId}/audit");
+            await b.WaitInteractiveAsync();
+            await Expect(page.Locator("#audit-events .audit-row").First).ToBeVisibleAsync();
+            await Expect(page.Locator("#archived-events")).ToHaveCountAsync(0);
+
+            await page.Locator("#include-archived").ClickAsync();
+            var archived = page.Locator("#archived-events .archived-row");
+            await Expect(page.Locator("#archived-heading")).ToHaveTextAsync("From the archive");
+            await Expect(archived).ToHaveCountAsync(4);
+            await Expect(archived.First.Locator(".audit-archived")).ToHaveTextAsync("archived");
+            Assert.Contains("archived=1", await page.Locator("#export-csv").GetAttributeAsync("href"));
+
+            var hostile = archived.Filter(new() { HasText = AuditExportEndpointTests.Script });
+            await Expect(hostile).ToHaveCountAsync(1);
+            await b.ScreenshotAsync("audit-log-archived");
+            await hostile.GetByRole(AriaRole.Button, new() { Name = "Details of archived event" }).ClickAsync();
+            var detail = page.Locator("#event-detail");
+            await Expect(detail.Locator("#detail-archived")).ToContainTextAsync("Archived");
+            await Expect(detail.Locator("#detail-prompt")).ToHaveTextAsync(AuditExportEndpointTests.Script);
+            await Expect(detail.Locator("#detail-sql")).ToHaveTextAsync(AuditExportEndpointTests.Formula);
+            Assert.Equal(0, await page.Locator("#event-detail script, #archived-events script").CountAsync());
+            await page.Keyboard.PressAsync("Escape");
+
+            // The archive follows the page's filters.
+            await page.Locator("#filter-text").FillAsync(Audit.AuditLogArchiveTests.Needle);
+            await page.Locator("#apply-filters").ClickAsync();
+            await Expect(archived).ToHaveCountAsync(1);
+            await Expect(archived.First).ToContainTextAsync("gateway.query_executed");
+            Assert.Equal(0, dialogs);
+        });
+    }
 }

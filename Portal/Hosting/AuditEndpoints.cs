@@ -41,6 +41,16 @@ public static class AuditFilterQuery
         return QueryString.Create(parts).ToUriComponent();
     }
 
+    /// <summary>"archived=1": the export also reads the project's archive files (the Audit Log's "include archived" switch).</summary>
+    public static bool IncludeArchived(IQueryCollection q) => q["archived"].ToString() is "1" or "true";
+
+    /// <summary>The query string of <see cref="ToQueryString(AuditExportFilter)"/> plus the archive switch.</summary>
+    public static string ToQueryString(AuditExportFilter f, bool includeArchived)
+    {
+        var qs = ToQueryString(f);
+        return !includeArchived ? qs : qs.Length == 0 ? "?archived=1" : qs + "&archived=1";
+    }
+
     private static string? NullIfBlank(string? s) => string.IsNullOrWhiteSpace(s) ? null : s.Trim();
 
     private static DateTimeOffset? Date(string? value, string field) =>
@@ -83,7 +93,8 @@ public static class AuditEndpoints
         ctx.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
         try
         {
-            await exporter.ExportAsync(projectId, filter, format, ctx.Response.Body, actor, ctx.RequestAborted);
+            await exporter.ExportAsync(projectId, filter, format, ctx.Response.Body, actor, ctx.RequestAborted,
+                includeArchived: AuditFilterQuery.IncludeArchived(ctx.Request.Query));
         }
         catch (DomainException e) when (e.Kind == ErrorKind.Validation && !ctx.Response.HasStarted)
         {

@@ -18,7 +18,6 @@ public sealed record ArchiveRunResult(int Projects, int Files, long EventsArchiv
 
 public sealed record ArchiveVerification(AuditVerification Chain, long ArchivedEvents, long DatabaseEvents, int Files);
 
-public sealed record ArchivedSearchResult(IReadOnlyList<AuditEvent> Events, long Scanned, int FilesRead, bool Truncated);
 
 /// <summary>
 /// The nightly move of expired audit events into compressed JSONL files, one per project per UTC day and run, each with
@@ -34,7 +33,7 @@ public sealed record ArchivedSearchResult(IReadOnlyList<AuditEvent> Events, long
 /// </para>
 /// </summary>
 public sealed class AuditArchiver(IDbContextFactory<PortalDbContext> dbFactory, PortalDatabase database, DatabaseOptions dbOptions, IConfiguration configuration,
-    RetentionService retention, TimeProvider clock, ILogger<AuditArchiver>? logger = null)
+    RetentionService retention, TimeProvider clock, ILogger<AuditArchiver>? logger = null) : IAuditArchive
 {
     private readonly ILogger log = (ILogger?)logger ?? NullLogger.Instance;
 
@@ -296,10 +295,23 @@ public sealed class AuditArchiver(IDbContextFactory<PortalDbContext> dbFactory, 
         return e;
     }
 
+    /// <summary>
+    /// The file of a manifest, which must lie in its project's folder of the archive directory: a manifest row edited to
+    /// point elsewhere (another project's folder, "../") is refused rather than read.
+    /// </summary>
+    private string PathOf(AuditArchive manifest)
+    {
+        var folder = Path.Combine(ArchiveDirectory, manifest.ProjectId.ToString()) + Path.DirectorySeparatorChar;
+        var path = Path.GetFullPath(Path.Combine(ArchiveDirectory, manifest.FileName));
+        if (!path.StartsWith(folder, StringComparison.Ordinal))
+            throw new InvalidDataException($"Archive file {manifest.FileName} is outside its project's archive folder.");
+        return path;
+    }
+
     /// <summary>Every event of one archive file, after checking its SHA-256 against the manifest.</summary>
     public IEnumerable<AuditEvent> ReadFile(AuditArchive manifest)
     {
-        var path = Path.Combine(ArchiveDirectory, manifest.FileName);
+        var path = PathOf(manifest);
         if (!File.Exists(path)) throw new FileNotFoundException($"Archive file {manifest.FileName} is missing.", path);
         using (var check = File.OpenRead(path))
         {
@@ -314,7 +326,10 @@ public sealed class AuditArchiver(IDbContextFactory<PortalDbContext> dbFactory, 
         {
             if (line.Length == 0) continue;
             count++;
-            yield return ParseLine(Encoding.UTF8.GetBytes(line));
+            var e = ParseLine(Encoding.UTF8.GetBytes(line));
+            // Tenant isolation holds even if a file was copied into another project's folder.
+            if (e.ProjectId != manifest.ProjectId) throw new InvalidDataException($"Archive file {manifest.FileName} holds an event of another project.");
+            yield return e;
         }
         if (count != manifest.EventCount) throw new InvalidDataException($"Archive file {manifest.FileName} holds {count} events; its manifest says {manifest.EventCount}.");
     }
@@ -391,56 +406,136 @@ public sealed class AuditArchiver(IDbContextFactory<PortalDbContext> dbFactory, 
         ArchiveVerification Result(AuditVerification v) => new(v, archived, inDb, manifests.Count);
     }
 
-    /// <summary>
-    /// The slower search over archived events: reads the archive files whose day falls in the range and filters line by
-    /// line. Newest first, at most <paramref name="take"/> results after <paramref name="skip"/>; stops scanning after
-    /// <paramref name="maxScanned"/> events and says so.
-    /// </summary>
-    public async Task<ArchivedSearchResult> SearchAsync(Guid projectId, DateTimeOffset? from, DateTimeOffset? to, string? eventType, string? text,
-        int skip = 0, int take = 50, long maxScanned = 2_000_000, CancellationToken ct = default)
-    {
-        if (text is { Length: > 200 }) throw DomainException.Invalid("text", "Search text can be at most 200 characters.");
-        if (from is { } f && to is { } t && t <= f) throw DomainException.Invalid("to", "The end of the date range must be after its start.");
-        take = Math.Clamp(take, 1, 200);
-        List<AuditArchive> manifests;
-        await using (var db = await dbFactory.CreateDbContextAsync(ct))
+    /// <summary>The Retention page's archive search: a date range, one event type and free text.</summary>
+    public Task<ArchivedSearchResult> SearchAsync(Guid projectId, DateTimeOffset? from, DateTimeOffset? to, string? eventType, string? text,
+        int skip = 0, int take = 50, long maxScanned = 2_000_000, CancellationToken ct = default) =>
+        SearchAsync(projectId, new AuditExportFilter
         {
-            var q = db.Set<AuditArchive>().AsNoTracking().Where(a => a.ProjectId == projectId);
-            if (from is { } fr) { var day = new DateTimeOffset(fr.UtcDateTime.Date, TimeSpan.Zero); q = q.Where(a => a.Day >= day); }
-            if (to is { } tt) q = q.Where(a => a.Day < tt);
-            manifests = await q.OrderByDescending(a => a.Day).ThenByDescending(a => a.FirstSeq).ToListAsync(ct);
-        }
+            From = from, To = to, EventTypes = string.IsNullOrWhiteSpace(eventType) ? null : [eventType.Trim()],
+            Text = string.IsNullOrWhiteSpace(text) ? null : text,
+        }, null, skip, take, maxScanned, ct);
+
+    Task<ArchivedSearchResult> IAuditArchive.SearchAsync(Guid projectId, AuditExportFilter filter, string? sessionId, int skip, int take, CancellationToken ct) =>
+        SearchAsync(projectId, filter, sessionId, skip, take, ct: ct);
+
+    /// <summary>
+    /// The slower search over archived events, with the Audit Log's filters (<see cref="AuditEventMatch"/>): reads the
+    /// archive files whose day falls in the range, newest day first, and filters line by line. Newest first, at most
+    /// <paramref name="take"/> results after <paramref name="skip"/>; stops scanning after <paramref name="maxScanned"/>
+    /// events and says so.
+    /// </summary>
+    public async Task<ArchivedSearchResult> SearchAsync(Guid projectId, AuditExportFilter filter, string? sessionId, int skip = 0, int take = 50,
+        long maxScanned = 2_000_000, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(filter);
+        if (filter.Text is { Length: > 200 }) throw DomainException.Invalid("text", "Search text can be at most 200 characters.");
+        if (filter.From is { } f && filter.To is { } t && t <= f) throw DomainException.Invalid("to", "The end of the date range must be after its start.");
+        take = Math.Clamp(take, 1, 200);
+        skip = Math.Max(0, skip);
+        var manifests = await ManifestsInAsync(projectId, filter.From, filter.To, newestFirst: true, ct);
         return await Task.Run(() =>
         {
             var matches = new List<AuditEvent>();
             long scanned = 0;
             var files = 0;
-            var needed = skip + take;
-            foreach (var m in manifests)
+            var needed = skip + take + 1; // one more tells whether another page exists
+            for (var i = 0; i < manifests.Count; i++)
             {
+                var m = manifests[i];
                 files++;
-                var fileMatches = new List<AuditEvent>();
                 foreach (var e in ReadFile(m))
                 {
-                    scanned++;
-                    if (from is { } a && e.OccurredAt < a) continue;
-                    if (to is { } b && e.OccurredAt >= b) continue;
-                    if (!string.IsNullOrWhiteSpace(eventType) && e.EventType != eventType.Trim()) continue;
-                    if (!string.IsNullOrWhiteSpace(text) && !Contains(e, text.Trim())) continue;
-                    fileMatches.Add(e);
+                    if ((++scanned & 0xFFFF) == 0) ct.ThrowIfCancellationRequested();
+                    if (AuditEventMatch.Matches(e, filter, sessionId)) matches.Add(e);
                 }
-                fileMatches.Reverse();
-                matches.AddRange(fileMatches);
-                if (matches.Count >= needed || scanned >= maxScanned) break;
+                // Files of one day (several runs) may interleave in time: stop only at a day boundary.
+                var dayDone = i + 1 == manifests.Count || manifests[i + 1].Day != m.Day;
+                if (dayDone && (matches.Count >= needed || scanned >= maxScanned)) break;
             }
-            var ordered = matches.OrderByDescending(e => e.OccurredAt).ThenByDescending(e => e.Seq).Skip(skip).Take(take).ToList();
-            return new ArchivedSearchResult(ordered, scanned, files, scanned >= maxScanned);
+            var ordered = matches.OrderByDescending(e => e.OccurredAt).ThenByDescending(e => e.Seq).Skip(skip).ToList();
+            var hasMore = ordered.Count > take;
+            return new ArchivedSearchResult(ordered.Take(take).ToList(), scanned, files, scanned >= maxScanned, hasMore);
         }, ct);
     }
 
-    private static bool Contains(AuditEvent e, string text) =>
-        new[] { e.EventType, e.ActorEmail, e.ActorId, e.ResourceId, e.Details, e.SqlText, e.ErrorMessage }
-            .Any(v => v is not null && v.Contains(text, StringComparison.OrdinalIgnoreCase));
+    private async Task<List<AuditArchive>> ManifestsInAsync(Guid projectId, DateTimeOffset? from, DateTimeOffset? to, bool newestFirst, CancellationToken ct)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        var q = db.Set<AuditArchive>().AsNoTracking().Where(a => a.ProjectId == projectId);
+        if (from is { } fr) { var day = new DateTimeOffset(fr.UtcDateTime.Date, TimeSpan.Zero); q = q.Where(a => a.Day >= day); }
+        if (to is { } tt) q = q.Where(a => a.Day < tt);
+        var list = await q.ToListAsync(ct);
+        return newestFirst
+            ? list.OrderByDescending(a => a.Day).ThenByDescending(a => a.FirstSeq).ToList()
+            : list.OrderBy(a => a.FirstSeq).ToList();
+    }
+
+    public async Task<IReadOnlyList<AuditArchiveRange>> RangesAsync(Guid projectId, CancellationToken ct = default)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        var rows = await db.Set<AuditArchive>().AsNoTracking().Where(a => a.ProjectId == projectId).ToListAsync(ct);
+        return rows.OrderBy(a => a.FirstSeq).Select(a => new AuditArchiveRange(a.FirstSeq, a.LastSeq, a.EventCount, a.FirstPrevHash, a.LastHash)).ToList();
+    }
+
+    /// <summary>Archived events matching the filter in seq order: files are merged by seq (several runs may cover one seq range).</summary>
+    public async Task<IEnumerable<AuditEvent>> EventsAsync(Guid projectId, AuditExportFilter filter, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(filter);
+        var manifests = await ManifestsInAsync(projectId, filter.From, filter.To, newestFirst: false, ct);
+        return Merge(manifests, filter, ct);
+    }
+
+    private IEnumerable<AuditEvent> Merge(List<AuditArchive> manifests, AuditExportFilter filter, CancellationToken ct)
+    {
+        var sources = new List<IEnumerator<AuditEvent>>();
+        var queue = new PriorityQueue<int, long>();
+        try
+        {
+            foreach (var m in manifests)
+            {
+                var s = ReadFile(m).Where(e => AuditEventMatch.Matches(e, filter)).GetEnumerator();
+                sources.Add(s);
+                if (s.MoveNext()) queue.Enqueue(sources.Count - 1, s.Current.Seq);
+            }
+            long n = 0;
+            while (queue.TryDequeue(out var i, out _))
+            {
+                if ((++n & 0x3FFF) == 0) ct.ThrowIfCancellationRequested();
+                yield return sources[i].Current;
+                if (sources[i].MoveNext()) queue.Enqueue(i, sources[i].Current.Seq);
+            }
+        }
+        finally
+        {
+            foreach (var s in sources) s.Dispose();
+        }
+    }
+
+    public async Task<string?> CheckFilesAsync(Guid projectId, CancellationToken ct = default)
+    {
+        List<AuditArchive> manifests;
+        await using (var db = await dbFactory.CreateDbContextAsync(ct))
+            manifests = await db.Set<AuditArchive>().AsNoTracking().Where(a => a.ProjectId == projectId).ToListAsync(ct);
+        foreach (var m in manifests.OrderBy(m => m.FirstSeq))
+        {
+            try
+            {
+                var path = PathOf(m);
+                if (!File.Exists(path)) return $"archive file {m.FileName} (seq {m.FirstSeq}..{m.LastSeq}) is missing";
+                await using var file = File.OpenRead(path);
+                if (Convert.ToHexStringLower(await SHA256.HashDataAsync(file, ct)) != m.Sha256)
+                    return $"archive file {m.FileName} (seq {m.FirstSeq}..{m.LastSeq}) does not match its manifest's SHA-256 (altered or damaged)";
+            }
+            catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException) { return e.Message; }
+        }
+        return null;
+    }
+
+    public async Task<AuditVerification> VerifyAcrossAsync(Guid projectId, CancellationToken ct = default)
+    {
+        var v = await VerifyAsync(projectId, ct);
+        return v.Chain with { ArchivedEvents = v.ArchivedEvents };
+    }
 
     private static readonly ReadOnlyMemory<byte> Newline = "\n"u8.ToArray();
 
