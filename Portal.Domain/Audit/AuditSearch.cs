@@ -127,6 +127,13 @@ public sealed class AuditSearch(IDbContextFactory<PortalDbContext> dbFactory)
     private const string PostgresProvider = "Npgsql.EntityFrameworkCore.PostgreSQL";
     private const string NormalLevel = "normal";
 
+    /// <summary>One event of the project by its id (a link from a query run or an alert); another project's event is null, like a missing one.</summary>
+    public async Task<AuditEvent?> FindAsync(Guid projectId, Guid eventId, CancellationToken ct = default)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        return await db.AuditEvents.AsNoTracking().FirstOrDefaultAsync(e => e.Id == eventId && e.ProjectId == projectId, ct);
+    }
+
     /// <summary>The event types present in a project's trail, for the filter's choices.</summary>
     public async Task<IReadOnlyList<string>> EventTypesAsync(Guid projectId, CancellationToken ct = default)
     {

@@ -25,7 +25,7 @@ public class AuditSearchTests
             await writer.AppendAsync(Draft(project, i));
             if (i % 2 == 1) clock.Advance(TimeSpan.FromMinutes(1));
         }
-        await writer.AppendAsync(Draft(other, 99));
+        var otherReceipt = await writer.AppendAsync(Draft(other, 99));
 
         var seen = new List<long>();
         AuditCursor? cursor = null;
@@ -43,6 +43,10 @@ public class AuditSearchTests
         Assert.Equal(Enumerable.Range(1, 23).Reverse().Select(i => (long)i), seen);
         Assert.Single((await search.SearchAsync(other, new AuditExportFilter())).Events);
         Assert.Empty((await search.SearchAsync(Guid.CreateVersion7(), new AuditExportFilter())).Events);
+        // A deep link opens one event by id, only within its own project.
+        Assert.Equal(otherReceipt.Id, (await search.FindAsync(other, otherReceipt.Id))!.Id);
+        Assert.Null(await search.FindAsync(project, otherReceipt.Id));
+        Assert.Null(await search.FindAsync(project, Guid.CreateVersion7()));
         var bad = await Assert.ThrowsAsync<DomainException>(() => search.SearchAsync(project, new AuditExportFilter(), pageSize: 201));
         Assert.Equal("pageSize", bad.Field);
     }

@@ -266,6 +266,16 @@ public class QueryPagesBrowserTests(BrowserFixture browser, ITestOutputHelper ou
             await Expect(page.Locator("#run-grid .masked-col")).ToHaveCountAsync(0);
             await Expect(page.Locator("#query-impact")).ToContainTextAsync("No consumers registered");
 
+            // The run's audit event is one click away: the log opens with that event's detail.
+            var eventId = (await page.Locator("#run-event-id").TextContentAsync())!.Trim();
+            await page.Locator("#run-event-link").ClickAsync();
+            await Expect(page.Locator("#event-detail")).ToBeVisibleAsync();
+            await Expect(page.Locator("#event-detail")).ToContainTextAsync(eventId);
+            await Expect(page.Locator("#event-detail")).ToContainTextAsync("dan@northwind.test");
+            await page.GoBackAsync();
+            await b.WaitInteractiveAsync();
+            await Expect(page.Locator("#query-detail-name")).ToHaveTextAsync("Orders of one customer");
+
             // A dashboard starts relying on the query (registered on its history page, here directly): changing it now
             // asks for a confirmation that names the dashboard, and the query page shows the impact.
             var queryId = (await app.Get<ApprovedQueryService>().ListAsync(projectId, 0, 50)).Items.Single(q => q.Name == "Orders of one customer").Id;
