@@ -193,7 +193,7 @@ public class ComplianceReportContentTests
         Assert.Equal(2, Regex.Matches(text, "jane.doe@example.com", RegexOptions.IgnoreCase).Count(m => m.Value == "jane.doe@example.com"));
         Assert.Contains("not the result rows themselves", text); // says what the trail does not record
         // Retention settings in force: the project's policies (defaults here), from the retention feature.
-        Assert.Contains("Query executions: kept 365 days in the live trail, then archived (default).", text);
+        Assert.Contains("Query executions: kept 365 days (1 year) in the live trail, then archived (default).", text);
         Assert.Contains("Sign-ins and page activity: kept 90 days", text);
         Assert.Contains("Access to personal data", text);
 

@@ -20,6 +20,8 @@ public sealed class RetentionHorizon(IDbContextFactory<PortalDbContext> dbFactor
     public async Task<IReadOnlyList<string>> DescribeAsync(Guid projectId, CancellationToken ct)
     {
         var rows = await policies.GetAsync(projectId, ct);
-        return rows.Select(r => $"{r.Label}: kept {r.Days:N0} days in the live trail, then archived{(r.IsDefault ? " (default)" : "")}.").ToList();
+        return rows.Select(r => $"{r.Label}: kept {r.Days:N0} days{Years(r.Days)} in the live trail, then archived{(r.IsDefault ? " (default)" : "")}.").ToList();
     }
+
+    private static string Years(int days) => days < 365 ? "" : days % 365 <= 2 ? $" ({days / 365} year{(days / 365 == 1 ? "" : "s")})" : $" (about {days / 365.25:0.#} years)";
 }
