@@ -40,6 +40,9 @@ public sealed class SqliteEngine(string path) : IDatasourceEngine
         Pooling = false,
     }.ToString();
 
+    /// <summary>Closes the idle sessions on a file (its datasource was deleted or moved); sessions in use close when returned.</summary>
+    public static void ReleaseSessions(string path) => SessionPool.Release(path);
+
     public Task<StatementAnalysis> AnalyzeAsync(string sql, IReadOnlyList<QueryParameter> parameters, CancellationToken ct = default) =>
         Task.Run(() =>
         {
@@ -265,10 +268,19 @@ public sealed class SqliteEngine(string path) : IDatasourceEngine
         private volatile bool retired;
         private DateTime Stamp { get; } = stamp;
 
+        public static void Release(string path)
+        {
+            if (Pools.TryRemove(path, out var pool)) pool.Retire();
+        }
+
         public static SessionPool For(string path)
         {
             var stamp = File.GetCreationTimeUtc(path);
-            if (stamp == DateTime.FromFileTimeUtc(0)) throw new DatasourceException(DatasourceErrorKind.Failed, "The datasource file does not exist.");
+            if (stamp == DateTime.FromFileTimeUtc(0))
+            {
+                Release(path);
+                throw new DatasourceException(DatasourceErrorKind.Failed, "The datasource file does not exist.");
+            }
             while (true)
             {
                 var pool = Pools.GetOrAdd(path, _ => new SessionPool(stamp));
