@@ -77,6 +77,7 @@ public static class PortalDomainServices
         services.AddSingleton<JobRunLog>();
         services.AddSingleton<HousekeepingService>();
         services.AddSingleton<Integrations.NotificationService>();
+        services.AddSingleton<Security.ApiKeys.ApiKeyCache>();
         services.AddSingleton<Security.ApiKeys.ApiKeyService>();
         services.AddSingleton<Security.RateLimits.RateLimiter>();
         services.AddSingleton<Security.RateLimits.RateLimitService>();

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using Microsoft.Data.Sqlite;
 using SQLitePCL;
@@ -34,9 +35,13 @@ public sealed class SqliteEngine(string path) : IDatasourceEngine
     {
         DataSource = path,
         Mode = SqliteOpenMode.ReadOnly,
-        // Hooks (authorizer, progress handler) are set per use; a fresh connection guarantees none leak between calls.
+        // This engine keeps its own sessions for execution (see SessionPool); the rare analysis and schema listing get a
+        // fresh connection each, so no hook set on them can outlive the call.
         Pooling = false,
     }.ToString();
+
+    /// <summary>Closes the idle sessions on a file (its datasource was deleted or moved); sessions in use close when returned.</summary>
+    public static void ReleaseSessions(string path) => SessionPool.Release(path);
 
     public Task<StatementAnalysis> AnalyzeAsync(string sql, IReadOnlyList<QueryParameter> parameters, CancellationToken ct = default) =>
         Task.Run(() =>
@@ -50,53 +55,269 @@ public sealed class SqliteEngine(string path) : IDatasourceEngine
     public Task<QueryResult> ExecuteAsync(string sql, IReadOnlyList<TypedParameter> parameters, int rowCap, TimeSpan timeout, CancellationToken ct = default)
     {
         EngineChecks.CheckLimits(rowCap, timeout);
-        return Task.Run(() =>
+        if (ct.IsCancellationRequested) return Task.FromCanceled<QueryResult>(ct);
+        // A UI caller (Blazor circuit) must not have its dispatcher held by a long query; the API has no context to hold,
+        // and saves a thread-pool hop per call.
+        if (SynchronizationContext.Current is not null) return Task.Run(() => Execute(sql, parameters, rowCap, timeout, ct), ct);
+        try { return Task.FromResult(Execute(sql, parameters, rowCap, timeout, ct)); }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested) { return Task.FromCanceled<QueryResult>(ct); }
+        catch (Exception e) { return Task.FromException<QueryResult>(e); }
+    }
+
+    private QueryResult Execute(string sql, IReadOnlyList<TypedParameter> parameters, int rowCap, TimeSpan timeout, CancellationToken ct)
+    {
+        var watch = Stopwatch.StartNew();
+        var pool = SessionPool.For(path);
+        var session = pool.Rent();
+        while (true)
         {
-            var watch = Stopwatch.StartNew();
-            using var conn = Open();
-            var db = conn.Handle!;
-            var (stmt, analysis) = Prepare(db, sql);
-            using (stmt)
+            // A fresh session never answers "stale", so this runs at most twice.
+            session ??= new Session(Open());
+            var reusable = false;
+            try
             {
-                EngineChecks.MatchPlaceholders(analysis.Placeholders, parameters.Select(p => p.Name));
-                foreach (var p in parameters) Bind(stmt, p);
-
-                var columns = new List<ResultColumn>();
-                for (var i = 0; i < raw.sqlite3_column_count(stmt); i++)
-                    columns.Add(new(raw.sqlite3_column_name(stmt, i).utf8_to_string() ?? $"column{i + 1}",
-                        raw.sqlite3_column_table_name(stmt, i).utf8_to_string(), raw.sqlite3_column_origin_name(stmt, i).utf8_to_string()));
-
-                var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
-                // The progress handler runs every N virtual-machine steps; a non-zero return interrupts sqlite3_step.
-                raw.sqlite3_progress_handler(db, 1000, _ =>
-                {
-                    if (ct.IsCancellationRequested) return 1;
-                    if (Stopwatch.GetTimestamp() > deadline) return 1;
-                    return 0;
-                }, null);
-                try
-                {
-                    var rows = new List<object?[]>();
-                    var truncated = false;
-                    while (true)
-                    {
-                        var rc = raw.sqlite3_step(stmt);
-                        if (rc == raw.SQLITE_DONE) break;
-                        if (rc == raw.SQLITE_INTERRUPT)
-                        {
-                            ct.ThrowIfCancellationRequested();
-                            throw new DatasourceException(DatasourceErrorKind.Timeout, $"The query ran longer than its {timeout.TotalSeconds:0.###} s timeout and was stopped.");
-                        }
-                        if (rc != raw.SQLITE_ROW)
-                            throw new DatasourceException(DatasourceErrorKind.Failed, "SQLite: " + raw.sqlite3_errmsg(db).utf8_to_string());
-                        if (rows.Count == rowCap) { truncated = true; break; }
-                        rows.Add(ReadRow(stmt, columns.Count));
-                    }
-                    return new QueryResult(columns, rows, truncated, watch.Elapsed, analysis);
-                }
-                finally { raw.sqlite3_progress_handler(db, 0, null, null); }
+                var result = session.Run(sql, parameters, rowCap, timeout, ct, watch);
+                if (result is null) continue;
+                reusable = true;
+                return result;
             }
-        }, ct);
+            catch (DatasourceException)
+            {
+                // Refusals and timeouts leave the session clean (hooks cleared, statement reset, transaction ended).
+                reusable = true;
+                throw;
+            }
+            finally
+            {
+                if (reusable) pool.Return(session);
+                else session.Dispose();
+                if (!reusable) session = null;
+            }
+        }
+    }
+
+    /// <summary>
+    /// One open read-only connection with its prepared statements and their analyses. The analysis (authorizer reads,
+    /// prepare checks, EXPLAIN QUERY PLAN, origin columns) depends on the SQL text and the database schema, never on
+    /// parameter values, so it is kept with the statement for as long as the schema stays as this session first saw it.
+    /// The schema cookie is read inside the read transaction the query then runs in; once it has moved, the whole
+    /// session is dropped (its in-memory schema may be stale too) and a fresh connection prepares and analyses again.
+    /// </summary>
+    private sealed class Session : IDisposable
+    {
+        private const int MaxStatements = 64;
+        private readonly SqliteConnection conn;
+        private readonly sqlite3 db;
+        private readonly sqlite3_stmt begin, cookie, end;
+        private readonly Dictionary<string, Cached> statements = new(StringComparer.Ordinal);
+
+        private long? schemaVersion;
+
+        private sealed record Cached(sqlite3_stmt Stmt, StatementAnalysis Analysis, List<ResultColumn> Columns);
+
+        public Session(SqliteConnection conn)
+        {
+            this.conn = conn;
+            db = conn.Handle!;
+            try
+            {
+                begin = Internal("BEGIN");
+                cookie = Internal("PRAGMA schema_version");
+                end = Internal("COMMIT");
+            }
+            catch
+            {
+                begin?.Dispose();
+                cookie?.Dispose();
+                conn.Dispose();
+                throw;
+            }
+        }
+
+        private sqlite3_stmt Internal(string sql)
+        {
+            if (raw.sqlite3_prepare_v2(db, sql, out var stmt) != raw.SQLITE_OK)
+                throw new DatasourceException(DatasourceErrorKind.Failed, "SQLite: " + raw.sqlite3_errmsg(db).utf8_to_string());
+            return stmt;
+        }
+
+        /// <summary>The result, or null when the schema changed since this session last ran (drop it and use a fresh one).</summary>
+        public QueryResult? Run(string sql, IReadOnlyList<TypedParameter> parameters, int rowCap, TimeSpan timeout, CancellationToken ct, Stopwatch watch)
+        {
+            StepOnce(begin);
+            try
+            {
+                var version = SchemaVersion();
+                if (schemaVersion is { } seen && seen != version) return null;
+                schemaVersion = version;
+                if (!statements.TryGetValue(sql, out var cached))
+                {
+                    if (statements.Count >= MaxStatements) Clear();
+                    var (stmt, analysis) = Prepare(db, sql);
+                    var columns = new List<ResultColumn>();
+                    for (var i = 0; i < raw.sqlite3_column_count(stmt); i++)
+                        columns.Add(new(raw.sqlite3_column_name(stmt, i).utf8_to_string() ?? $"column{i + 1}",
+                            raw.sqlite3_column_table_name(stmt, i).utf8_to_string(), raw.sqlite3_column_origin_name(stmt, i).utf8_to_string()));
+                    cached = new Cached(stmt, analysis, columns);
+                    statements[sql] = cached;
+                }
+                var result = Step(cached, parameters, rowCap, timeout, ct, watch);
+                StepOnce(end);
+                return result;
+            }
+            finally
+            {
+                // Any path that left the read transaction open (a refusal, a timeout) closes it here, so the session holds no snapshot while idle.
+                if (raw.sqlite3_get_autocommit(db) == 0) raw.sqlite3_exec(db, "ROLLBACK");
+            }
+        }
+
+        private long SchemaVersion()
+        {
+            try
+            {
+                if (raw.sqlite3_step(cookie) != raw.SQLITE_ROW)
+                    throw new DatasourceException(DatasourceErrorKind.Failed, "SQLite: " + raw.sqlite3_errmsg(db).utf8_to_string());
+                return raw.sqlite3_column_int64(cookie, 0);
+            }
+            finally { raw.sqlite3_reset(cookie); }
+        }
+
+        private void StepOnce(sqlite3_stmt stmt)
+        {
+            try
+            {
+                if (raw.sqlite3_step(stmt) != raw.SQLITE_DONE)
+                    throw new DatasourceException(DatasourceErrorKind.Failed, "SQLite: " + raw.sqlite3_errmsg(db).utf8_to_string());
+            }
+            finally { raw.sqlite3_reset(stmt); }
+        }
+
+        private QueryResult Step(Cached cached, IReadOnlyList<TypedParameter> parameters, int rowCap, TimeSpan timeout, CancellationToken ct, Stopwatch watch)
+        {
+            var stmt = cached.Stmt;
+            EngineChecks.MatchPlaceholders(cached.Analysis.Placeholders, parameters.Select(p => p.Name));
+            raw.sqlite3_reset(stmt);
+            raw.sqlite3_clear_bindings(stmt);
+            foreach (var p in parameters) Bind(stmt, p);
+            var count = cached.Columns.Count;
+            var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+            // The progress handler runs every N virtual-machine steps; a non-zero return interrupts sqlite3_step.
+            raw.sqlite3_progress_handler(db, 1000, _ =>
+            {
+                if (ct.IsCancellationRequested) return 1;
+                if (Stopwatch.GetTimestamp() > deadline) return 1;
+                return 0;
+            }, null);
+            try
+            {
+                var rows = new List<object?[]>();
+                var truncated = false;
+                while (true)
+                {
+                    var rc = raw.sqlite3_step(stmt);
+                    if (rc == raw.SQLITE_DONE) break;
+                    if (rc == raw.SQLITE_INTERRUPT)
+                    {
+                        ct.ThrowIfCancellationRequested();
+                        throw new DatasourceException(DatasourceErrorKind.Timeout, $"The query ran longer than its {timeout.TotalSeconds:0.###} s timeout and was stopped.");
+                    }
+                    if (rc != raw.SQLITE_ROW)
+                        throw new DatasourceException(DatasourceErrorKind.Failed, "SQLite: " + raw.sqlite3_errmsg(db).utf8_to_string());
+                    if (rows.Count == rowCap) { truncated = true; break; }
+                    rows.Add(ReadRow(stmt, count));
+                }
+                return new QueryResult(cached.Columns, rows, truncated, watch.Elapsed, cached.Analysis);
+            }
+            finally
+            {
+                raw.sqlite3_progress_handler(db, 0, null, null);
+                // Bound values (which may be sensitive) and the statement's read position are dropped before the session idles.
+                raw.sqlite3_reset(stmt);
+                raw.sqlite3_clear_bindings(stmt);
+            }
+        }
+
+        private void Clear()
+        {
+            foreach (var c in statements.Values) c.Stmt.Dispose();
+            statements.Clear();
+        }
+
+        public void Dispose()
+        {
+            Clear();
+            begin.Dispose();
+            cookie.Dispose();
+            end.Dispose();
+            conn.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Idle sessions per datasource file, shared by every engine instance for that path (the gateway builds a new
+    /// engine object whenever its lookups expire). A file replaced at the same path (new creation time) starts a new
+    /// pool, so no session keeps reading a deleted file.
+    /// </summary>
+    private sealed class SessionPool(DateTime stamp)
+    {
+        private const int MaxIdle = 16;
+        private static readonly ConcurrentDictionary<string, SessionPool> Pools = new(StringComparer.Ordinal);
+        private readonly ConcurrentBag<Session> idle = [];
+        private int idleCount;
+        private volatile bool retired;
+        private DateTime Stamp { get; } = stamp;
+
+        public static void Release(string path)
+        {
+            if (Pools.TryRemove(path, out var pool)) pool.Retire();
+        }
+
+        public static SessionPool For(string path)
+        {
+            var stamp = File.GetCreationTimeUtc(path);
+            if (stamp == DateTime.FromFileTimeUtc(0))
+            {
+                Release(path);
+                throw new DatasourceException(DatasourceErrorKind.Failed, "The datasource file does not exist.");
+            }
+            while (true)
+            {
+                var pool = Pools.GetOrAdd(path, _ => new SessionPool(stamp));
+                if (pool.Stamp == stamp) return pool;
+                if (Pools.TryUpdate(path, new SessionPool(stamp), pool)) pool.Retire();
+            }
+        }
+
+        public Session? Rent()
+        {
+            if (!idle.TryTake(out var s)) return null;
+            Interlocked.Decrement(ref idleCount);
+            return s;
+        }
+
+        public void Return(Session session)
+        {
+            if (retired || Interlocked.Increment(ref idleCount) > MaxIdle)
+            {
+                if (!retired) Interlocked.Decrement(ref idleCount);
+                session.Dispose();
+                return;
+            }
+            idle.Add(session);
+            if (retired) Drain();
+        }
+
+        private void Retire()
+        {
+            retired = true;
+            Drain();
+        }
+
+        private void Drain()
+        {
+            while (idle.TryTake(out var s)) s.Dispose();
+        }
     }
 
     public Task<IReadOnlyList<SchemaColumn>> ListColumnsAsync(CancellationToken ct = default) => Task.Run<IReadOnlyList<SchemaColumn>>(() =>

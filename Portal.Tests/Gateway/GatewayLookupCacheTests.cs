@@ -85,6 +85,39 @@ public class GatewayLookupCacheTests
         await Denied(HttpStatusCode.NotFound);
     }
 
+    [Theory]
+    [MemberData(nameof(Providers.Both), MemberType = typeof(Providers))]
+    public async Task A_revoked_or_rotated_key_is_refused_by_the_gateway_on_the_very_next_call(string provider)
+    {
+        await using var db = await TestDatabase.CreateAsync(provider);
+        await using var app = new PortalApp(db);
+        var (admin, projectId) = await app.SetupAsync();
+        await app.InstallSuiteAsync(projectId, admin.Id, Tier.EnterprisePlus, Modules.AccessControl);
+        var demo = await app.Get<DemoCatalog>().SeedAsync(projectId, admin.Id, app.Get<DatabaseOptions>().DataDirectory) ?? throw new InvalidOperationException("demo not seeded");
+        var keys = app.Get<ApiKeyService>();
+        var lookup = demo.Queries[DemoCatalog.CustomerLookup];
+        var client = app.Client();
+        async Task<HttpStatusCode> Run(string key)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, $"/api/v1/queries/{lookup}/execute") { Content = JsonContent.Create(new { parameters = new { customer_id = 7 } }) };
+            request.Headers.Authorization = new("Bearer", key);
+            return (await client.SendAsync(request)).StatusCode;
+        }
+
+        var revoked = await keys.CreateAsync(projectId, new CreateApiKeyRequest("to revoke", Roles.User), admin.Id);
+        Assert.Equal(HttpStatusCode.OK, await Run(revoked.Secret));
+        Assert.Equal(HttpStatusCode.OK, await Run(revoked.Secret));
+        await keys.RevokeAsync(projectId, revoked.Key.Id, "leaked in a log", admin.Id);
+        Assert.Equal(HttpStatusCode.Unauthorized, await Run(revoked.Secret));
+
+        var rotated = await keys.CreateAsync(projectId, new CreateApiKeyRequest("to rotate", Roles.User), admin.Id);
+        Assert.Equal(HttpStatusCode.OK, await Run(rotated.Secret));
+        Assert.Equal(HttpStatusCode.OK, await Run(rotated.Secret));
+        var replacement = await keys.RotateAsync(projectId, rotated.Key.Id, TimeSpan.Zero, admin.Id);
+        Assert.Equal(HttpStatusCode.Unauthorized, await Run(rotated.Secret));
+        Assert.Equal(HttpStatusCode.OK, await Run(replacement.Secret));
+    }
+
     [Fact]
     public async Task Entries_expire_after_their_lifetime_and_a_read_overtaken_by_a_change_is_never_served()
     {

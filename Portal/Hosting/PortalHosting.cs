@@ -186,7 +186,7 @@ public sealed class SetupState
 /// <summary>While no account exists, every page leads to the setup page.</summary>
 public sealed class SetupRedirectMiddleware(RequestDelegate next, SetupState state)
 {
-    public async Task InvokeAsync(HttpContext context, SetupService setup)
+    public async Task InvokeAsync(HttpContext context)
     {
         if (state.Required)
         {
@@ -195,6 +195,8 @@ public sealed class SetupRedirectMiddleware(RequestDelegate next, SetupState sta
                 || path.StartsWithSegments("/health") || path.StartsWithSegments("/metrics") || path.StartsWithSegments("/api") || Path.HasExtension(path.Value);
             if (!passThrough)
             {
+                // Resolved only here: it brings a UserManager and a DbContext, which every API call would otherwise build and drop.
+                var setup = context.RequestServices.GetRequiredService<SetupService>();
                 if (await setup.IsSetupRequiredAsync()) { context.Response.Redirect("/setup"); return; }
                 state.Required = false;
             }

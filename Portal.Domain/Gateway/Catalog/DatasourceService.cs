@@ -54,12 +54,14 @@ public sealed class DatasourceService(
     {
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         var ds = await FindAsync(db, projectId, datasourceId, ct);
+        var oldPath = ds.SqlitePath;
         Apply(ds, request, isNew: false);
         await RequireUniqueNameAsync(db, projectId, ds.Name, ds.Id, ct);
         ds.UpdatedBy = actor;
         ds.UpdatedAt = clock.GetUtcNow();
         await SaveAsync(db, ct);
         lookups?.Invalidate(projectId);
+        if (oldPath is not null && oldPath != ds.SqlitePath) SqliteEngine.ReleaseSessions(oldPath);
         return ToRow(ds);
     }
 
@@ -74,6 +76,8 @@ public sealed class DatasourceService(
         db.Remove(ds);
         await db.SaveChangesAsync(ct);
         lookups?.Invalidate(projectId);
+        // Open sessions would otherwise keep the file open for the life of the process.
+        if (ds.SqlitePath is { } path) SqliteEngine.ReleaseSessions(path);
     }
 
     public async Task<DatasourceRow> GetAsync(Guid projectId, Guid datasourceId, CancellationToken ct = default)

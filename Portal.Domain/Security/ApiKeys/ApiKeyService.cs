@@ -32,6 +32,9 @@ public sealed record ApiKeyAuthResult(bool Succeeded, ApiKeyFailure? Failure, Gu
 {
     public static ApiKeyAuthResult Fail(ApiKeyFailure failure, ApiKey? key = null) =>
         new(false, failure, key?.ProjectId, key?.Id, null, [], key?.Name);
+
+    public static ApiKeyAuthResult Fail(ApiKeyFailure failure, ApiKeySnapshot key) =>
+        new(false, failure, key.ProjectId, key.Id, null, [], key.Name);
 }
 
 /// <summary>
@@ -39,7 +42,7 @@ public sealed record ApiKeyAuthResult(bool Succeeded, ApiKeyFailure? Failure, Gu
 /// project's key id answers NotFound) and writes an <see cref="ApiKeyChange"/> in the same transaction, then an
 /// audit event (see <see cref="PortalAudit"/> for why in that order). Events carry the key's prefix, never its secret.
 /// </summary>
-public sealed class ApiKeyService(IDbContextFactory<PortalDbContext> dbFactory, TimeProvider clock, PortalAudit audit)
+public sealed class ApiKeyService(IDbContextFactory<PortalDbContext> dbFactory, TimeProvider clock, PortalAudit audit, ApiKeyCache? cache = null)
 {
     private readonly ConcurrentDictionary<Guid, DateTimeOffset> lastUsedWritten = new();
 
@@ -127,7 +130,7 @@ public sealed class ApiKeyService(IDbContextFactory<PortalDbContext> dbFactory, 
         var until = now + overlap < old.ExpiresAt ? now + overlap : old.ExpiresAt;
         var before = Describe(old);
         var strategy = db.Database.CreateExecutionStrategy();
-        await strategy.ExecuteAsync(async () =>
+        await CommitKeyChangeAsync(strategy, async () =>
         {
             await using var tx = await db.Database.BeginTransactionAsync(ct);
             db.ApiKeys.Add(issued.Entity);
@@ -167,7 +170,7 @@ public sealed class ApiKeyService(IDbContextFactory<PortalDbContext> dbFactory, 
         if (key.RevokedAt is not null) throw DomainException.Conflict("This key is already revoked.");
         var now = clock.GetUtcNow();
         var strategy = db.Database.CreateExecutionStrategy();
-        await strategy.ExecuteAsync(async () =>
+        await CommitKeyChangeAsync(strategy, async () =>
         {
             await using var tx = await db.Database.BeginTransactionAsync(ct);
             var updated = await db.ApiKeys.Where(k => k.Id == keyId && k.ProjectId == projectId && k.RevokedAt == null)
@@ -218,33 +221,51 @@ public sealed class ApiKeyService(IDbContextFactory<PortalDbContext> dbFactory, 
     {
         if (!ApiKeySecret.TryParsePrefix(presentedSecret, out var prefix)) return ApiKeyAuthResult.Fail(ApiKeyFailure.Malformed);
         var presentedHash = SHA256.HashData(Encoding.UTF8.GetBytes(presentedSecret!));
-        await using var db = await dbFactory.CreateDbContextAsync(ct);
-        var key = await db.ApiKeys.AsNoTracking().FirstOrDefaultAsync(k => k.Prefix == prefix, ct);
-        if (key is null || !CryptographicOperations.FixedTimeEquals(presentedHash, Convert.FromHexString(key.SecretHash)))
-            return ApiKeyAuthResult.Fail(ApiKeyFailure.Unknown);
+        var hashHex = Convert.ToHexStringLower(presentedHash);
+        // A hit is found by the whole hash, so it is the very key the secret names; the prefix lookup below is the slow path.
+        if (cache is null || !cache.TryGet(hashHex, out var key))
+        {
+            var generation = cache?.Generation ?? 0;
+            var readAt = clock.GetUtcNow();
+            await using var db = await dbFactory.CreateDbContextAsync(ct);
+            var row = await db.ApiKeys.AsNoTracking().FirstOrDefaultAsync(k => k.Prefix == prefix, ct);
+            if (row is null || !CryptographicOperations.FixedTimeEquals(presentedHash, Convert.FromHexString(row.SecretHash)))
+                return ApiKeyAuthResult.Fail(ApiKeyFailure.Unknown);
+            key = ApiKeySnapshot.Of(row);
+            cache?.Store(hashHex, key, generation, readAt);
+        }
 
         var now = clock.GetUtcNow();
         if (key.RevokedAt is not null) return ApiKeyAuthResult.Fail(ApiKeyFailure.Revoked, key);
         if (key.ReplacedByKeyId is not null && (key.SupersededUntil is not { } until || until <= now)) return ApiKeyAuthResult.Fail(ApiKeyFailure.Superseded, key);
         if (key.ExpiresAt <= now) return ApiKeyAuthResult.Fail(ApiKeyFailure.Expired, key);
 
-        await TouchAsync(db, key, now, clientIp, ct);
-        return new ApiKeyAuthResult(true, null, key.ProjectId, key.Id, key.Role, ApiKeyRules.FromJson(key.ScopesJson), key.Name);
+        await TouchAsync(key, now, clientIp, ct);
+        return new ApiKeyAuthResult(true, null, key.ProjectId, key.Id, key.Role, key.Scopes, key.Name);
     }
 
     /// <summary>
     /// Records last use at most once a minute per key: a per-process memo skips the write entirely, and the
-    /// conditional UPDATE keeps other nodes from writing again within the same minute.
+    /// conditional UPDATE keeps other nodes from writing again within the same minute. The rare write stays on the
+    /// request path so "last used" is exact when the call returns; it costs one UPDATE per key per minute.
     /// </summary>
-    private async Task TouchAsync(PortalDbContext db, ApiKey key, DateTimeOffset now, string? clientIp, CancellationToken ct)
+    private async Task TouchAsync(ApiKeySnapshot key, DateTimeOffset now, string? clientIp, CancellationToken ct)
     {
         if (lastUsedWritten.TryGetValue(key.Id, out var written) && now - written < ApiKeyRules.LastUsedResolution) return;
         if (key.LastUsedAt is { } seen && now - seen < ApiKeyRules.LastUsedResolution) { lastUsedWritten[key.Id] = seen; return; }
         lastUsedWritten[key.Id] = now;
         var threshold = now - ApiKeyRules.LastUsedResolution;
         var ip = clientIp is { Length: > 64 } ? clientIp[..64] : clientIp;
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
         await db.ApiKeys.Where(k => k.Id == key.Id && (k.LastUsedAt == null || k.LastUsedAt <= threshold))
             .ExecuteUpdateAsync(s => s.SetProperty(k => k.LastUsedAt, now).SetProperty(k => k.LastUsedIp, ip), ct);
+    }
+
+    private async Task CommitKeyChangeAsync(Microsoft.EntityFrameworkCore.Storage.IExecutionStrategy strategy, Func<Task> change)
+    {
+        try { await strategy.ExecuteAsync(change); }
+        // Also when the commit failed: its outcome may be unknown, and forgetting a key only costs one extra read.
+        finally { cache?.Invalidate(); }
     }
 
     private static void ValidateExpiry(DateTimeOffset expiresAt, DateTimeOffset now)
