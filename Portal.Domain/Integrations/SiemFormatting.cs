@@ -143,29 +143,36 @@ public static class SiemFormatting
     /// <summary>ArcSight CEF 0: header fields escape \ and |; extension values escape \ and = and encode line breaks as \n / \r.</summary>
     public static string Cef(AuditEvent e)
     {
-        var sb = new StringBuilder(256);
-        sb.Append("CEF:0|");
-        Header(sb, Vendor); sb.Append('|');
-        Header(sb, Product); sb.Append('|');
-        Header(sb, ProductVersion); sb.Append('|');
-        Header(sb, e.EventType); sb.Append('|');
-        Header(sb, e.EventType); sb.Append('|');
-        sb.Append(CefSeverity(e.SecurityLevel)).Append('|');
-        Ext(sb, "rt", e.OccurredAt.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture), first: true);
-        Ext(sb, "externalId", e.Seq.ToString(CultureInfo.InvariantCulture));
-        Ext(sb, "outcome", e.Success ? "success" : "failure");
-        Ext(sb, "suser", e.ActorEmail ?? e.ActorId);
-        Ext(sb, "suid", e.ActorId);
-        Ext(sb, "src", e.ClientIp);
-        Ext(sb, "act", e.Action);
-        Ext(sb, "cs1Label", e.ResourceType is null ? null : "resourceType");
-        Ext(sb, "cs1", e.ResourceType);
-        Ext(sb, "cs2Label", e.ResourceId is null ? null : "resourceId");
-        Ext(sb, "cs2", e.ResourceId);
-        Ext(sb, "cs3Label", "projectId");
-        Ext(sb, "cs3", e.ProjectId.ToString());
-        Ext(sb, "msg", e.ErrorMessage ?? e.SqlText);
-        return sb.ToString();
+        var buffer = new ArrayBufferWriter<byte>(256);
+        WriteCef(buffer, e);
+        return Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+
+    /// <summary>
+    /// <see cref="Cef"/> written straight as UTF-8. Every character CEF escapes is ASCII, and UTF-8 never uses ASCII
+    /// bytes inside a multi-byte sequence, so escaping the encoded bytes gives exactly the bytes of the escaped string.
+    /// </summary>
+    public static void WriteCef(IBufferWriter<byte> o, AuditEvent e)
+    {
+        Raw(o, "CEF:0|"u8);
+        Raw(o, "GovernancePortal|Governance Portal|1.0|"u8);
+        HeaderUtf8(o, e.EventType); Raw(o, "|"u8);
+        HeaderUtf8(o, e.EventType); Raw(o, "|"u8);
+        Number(o, CefSeverity(e.SecurityLevel)); Raw(o, "|rt="u8);
+        Number(o, e.OccurredAt.ToUnixTimeMilliseconds());
+        Raw(o, " externalId="u8); Number(o, e.Seq);
+        Raw(o, e.Success ? " outcome=success"u8 : " outcome=failure"u8);
+        ExtUtf8(o, " suser="u8, e.ActorEmail ?? e.ActorId);
+        ExtUtf8(o, " suid="u8, e.ActorId);
+        ExtUtf8(o, " src="u8, e.ClientIp);
+        ExtUtf8(o, " act="u8, e.Action);
+        if (e.ResourceType is not null) { Raw(o, " cs1Label=resourceType"u8); ExtUtf8(o, " cs1="u8, e.ResourceType); }
+        if (e.ResourceId is not null) { Raw(o, " cs2Label=resourceId"u8); ExtUtf8(o, " cs2="u8, e.ResourceId); }
+        Raw(o, " cs3Label=projectId cs3="u8);
+        var id = o.GetSpan(36);
+        e.ProjectId.TryFormat(id, out var n);
+        o.Advance(n);
+        ExtUtf8(o, " msg="u8, e.ErrorMessage ?? e.SqlText);
     }
 
     public static void Header(StringBuilder sb, string value)
@@ -176,14 +183,6 @@ public static class SiemFormatting
             if (ch is '\r' or '\n') { sb.Append(' '); continue; }
             sb.Append(ch);
         }
-    }
-
-    private static void Ext(StringBuilder sb, string key, string? value, bool first = false)
-    {
-        if (value is null) return;
-        if (!first) sb.Append(' ');
-        sb.Append(key).Append('=');
-        ExtValue(sb, value);
     }
 
     public static void ExtValue(StringBuilder sb, string value)
@@ -201,16 +200,95 @@ public static class SiemFormatting
         }
     }
 
+    private static readonly SearchValues<byte> HeaderSpecial = SearchValues.Create("\\|\r\n"u8);
+    private static readonly SearchValues<byte> ExtSpecial = SearchValues.Create("\\=\r\n"u8);
+
+    private static void Raw(IBufferWriter<byte> o, ReadOnlySpan<byte> bytes) => o.Write(bytes);
+
+    private static void Number(IBufferWriter<byte> o, long value)
+    {
+        var span = o.GetSpan(20);
+        value.TryFormat(span, out var n, default, CultureInfo.InvariantCulture);
+        o.Advance(n);
+    }
+
+    /// <summary>Encodes <paramref name="value"/> and escapes it in place: the escaped form is at most twice as long.</summary>
+    private static void Escaped(IBufferWriter<byte> o, string value, SearchValues<byte> special, bool header)
+    {
+        var max = Encoding.UTF8.GetMaxByteCount(value.Length);
+        var span = o.GetSpan(max * 2);
+        var len = Encoding.UTF8.GetBytes(value, span[max..]);
+        var src = span.Slice(max, len);
+        if (src.IndexOfAny(special) < 0) { src.CopyTo(span); o.Advance(len); return; }
+        var w = 0;
+        foreach (var b in src)
+        {
+            if (header)
+            {
+                if (b is (byte)'\r' or (byte)'\n') { span[w++] = (byte)' '; continue; }
+                if (b is (byte)'\\' or (byte)'|') span[w++] = (byte)'\\';
+                span[w++] = b;
+            }
+            else
+            {
+                switch (b)
+                {
+                    case (byte)'\\': span[w++] = (byte)'\\'; span[w++] = (byte)'\\'; break;
+                    case (byte)'=': span[w++] = (byte)'\\'; span[w++] = (byte)'='; break;
+                    case (byte)'\n': span[w++] = (byte)'\\'; span[w++] = (byte)'n'; break;
+                    case (byte)'\r': span[w++] = (byte)'\\'; span[w++] = (byte)'r'; break;
+                    default: span[w++] = b; break;
+                }
+            }
+        }
+        o.Advance(w);
+    }
+
+    private static void HeaderUtf8(IBufferWriter<byte> o, string value) => Escaped(o, value, HeaderSpecial, header: true);
+
+    private static void ExtUtf8(IBufferWriter<byte> o, ReadOnlySpan<byte> keyWithSpace, string? value)
+    {
+        if (value is null) return;
+        o.Write(keyWithSpace);
+        Escaped(o, value, ExtSpecial, header: false);
+    }
+
     /// <summary>
     /// One RFC 5424 message: &lt;PRI&gt;1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID - MSG, facility 13 (log audit).
     /// MSGID is the event type cut to 32 printable characters.
     /// </summary>
     public static string SyslogLine(AuditEvent e, string message, string hostname)
     {
-        var pri = 13 * 8 + SyslogSeverity(e.SecurityLevel);
-        var msgId = new string(e.EventType.Where(ch => ch is > (char)32 and < (char)127).Take(32).ToArray());
-        if (msgId.Length == 0) msgId = "-";
-        return $"<{pri}>1 {e.OccurredAt.UtcDateTime:yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'} {hostname} governance-portal - {msgId} - {message}";
+        var buffer = new ArrayBufferWriter<byte>(256 + message.Length * 3);
+        WriteSyslogHeader(buffer, e, hostname);
+        buffer.Write(Encoding.UTF8.GetBytes(message));
+        return Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+
+    /// <summary>Everything of a <see cref="SyslogLine"/> before MSG, as UTF-8.</summary>
+    public static void WriteSyslogHeader(IBufferWriter<byte> o, AuditEvent e, string hostname)
+    {
+        Raw(o, "<"u8);
+        Number(o, 13 * 8 + SyslogSeverity(e.SecurityLevel));
+        Raw(o, ">1 "u8);
+        var span = o.GetSpan(32);
+        e.OccurredAt.UtcDateTime.TryFormat(span, out var n, "yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture);
+        o.Advance(n);
+        Raw(o, " "u8);
+        span = o.GetSpan(Encoding.UTF8.GetMaxByteCount(hostname.Length));
+        o.Advance(Encoding.UTF8.GetBytes(hostname, span));
+        Raw(o, " governance-portal - "u8);
+        span = o.GetSpan(32);
+        n = 0;
+        foreach (var ch in e.EventType)
+        {
+            if (ch is not (> (char)32 and < (char)127)) continue;
+            span[n++] = (byte)ch;
+            if (n == 32) break;
+        }
+        if (n == 0) span[n++] = (byte)'-';
+        o.Advance(n);
+        Raw(o, " - "u8);
     }
 
     /// <summary>RFC 6587 octet counting: "MSG-LEN SP SYSLOG-MSG", the length in bytes of the UTF-8 message.</summary>
@@ -222,6 +300,14 @@ public static class SiemFormatting
         var span = output.GetSpan(n);
         Encoding.UTF8.GetBytes(syslogMessage, span);
         output.Advance(n);
+    }
+
+    /// <summary>Frames a message already written as UTF-8.</summary>
+    public static void Frame(IBufferWriter<byte> output, ReadOnlySpan<byte> syslogMessage)
+    {
+        Number(output, syslogMessage.Length);
+        Raw(output, " "u8);
+        output.Write(syslogMessage);
     }
 
     /// <summary>Parses octet-counted frames (what a receiver does); returns complete frames and leaves a partial tail in <paramref name="buffer"/>.</summary>
