@@ -67,6 +67,60 @@ internal static class DeliveryRows
         }
     }
 
+    /// <summary>The fields of an outbox message that staging needs.</summary>
+    public sealed record PendingMessage(Guid Id, Guid ProjectId, string EventType, string PayloadJson, DateTimeOffset CreatedAt);
+
+    /// <summary>
+    /// The oldest unprocessed outbox messages, locked for this transaction: FOR UPDATE SKIP LOCKED on PostgreSQL (other
+    /// workers take the next ones); on SQLite the transaction already holds the write lock (BEGIN IMMEDIATE).
+    /// </summary>
+    public static async Task<List<PendingMessage>> ClaimOutboxAsync(PortalDbContext db, int batchSize, CancellationToken ct)
+    {
+        var (conn, tx) = Current(db);
+        await using var cmd = conn.CreateCommand();
+        cmd.Transaction = tx;
+        var list = new List<PendingMessage>(batchSize);
+        cmd.CommandText = "SELECT id, project_id, event_type, payload_json, created_at FROM outbox_messages WHERE processed_at IS NULL ORDER BY id LIMIT @n" +
+            (db.IsSqlite ? "" : " FOR UPDATE SKIP LOCKED");
+        cmd.Parameters.Add(SqlValues.P(db, "@n", batchSize));
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        while (await r.ReadAsync(ct))
+            list.Add(db.IsSqlite
+                ? new PendingMessage(Guid.Parse(r.GetString(0)), Guid.Parse(r.GetString(1)), r.GetString(2), r.GetString(3), new DateTimeOffset(r.GetInt64(4), TimeSpan.Zero))
+                : new PendingMessage(r.GetGuid(0), r.GetGuid(1), r.GetString(2), r.GetString(3), r.GetFieldValue<DateTimeOffset>(4)));
+        return list;
+    }
+
+    /// <summary>Marks claimed messages processed; returns how many were still unprocessed.</summary>
+    public static async Task<int> MarkProcessedAsync(PortalDbContext db, IReadOnlyList<PendingMessage> messages, DateTimeOffset now, CancellationToken ct)
+    {
+        var (conn, tx) = Current(db);
+        if (db.IsSqlite)
+        {
+            await using var cmd = conn.CreateCommand();
+            cmd.Transaction = tx;
+            cmd.CommandText = "UPDATE outbox_messages SET processed_at = @now WHERE id = @id AND processed_at IS NULL";
+            var id = SqlValues.P(db, "@id", null);
+            cmd.Parameters.Add(SqlValues.P(db, "@now", now));
+            cmd.Parameters.Add(id);
+            cmd.Prepare();
+            var marked = 0;
+            foreach (var m in messages)
+            {
+                id.Value = SqliteId(m.Id);
+                marked += await cmd.ExecuteNonQueryAsync(ct);
+            }
+            return marked;
+        }
+        await using var pg = new NpgsqlCommand("UPDATE outbox_messages SET processed_at = @now WHERE id = ANY(@ids) AND processed_at IS NULL", (NpgsqlConnection)conn, (NpgsqlTransaction)tx);
+        pg.Parameters.Add(Column("ids", NpgsqlDbType.Uuid, messages, m => m.Id));
+        pg.Parameters.Add(new NpgsqlParameter("now", NpgsqlDbType.TimestampTz) { Value = now });
+        return await pg.ExecuteNonQueryAsync(ct);
+    }
+
+    private static (DbConnection, DbTransaction) Current(PortalDbContext db) =>
+        (db.Database.GetDbConnection(), db.Database.CurrentTransaction?.GetDbTransaction() ?? throw new InvalidOperationException("Staging runs inside a transaction."));
+
     /// <summary>The outcome of one attempt, recorded only where the worker still holds the lease.</summary>
     public readonly record struct Attempt(Guid Id, string Status, int Attempts, int? ResponseCode, string? ResponseExcerpt,
         DateTimeOffset NextAttemptAt, DateTimeOffset? DeliveredAt);

@@ -343,37 +343,31 @@ public sealed class SiemExporter(IDbContextFactory<PortalDbContext> dbFactory, P
         }
     }
 
-    private static string EventText(string format, AuditEvent e)
-    {
-        if (format == SiemFormats.Cef) return SiemFormatting.Cef(e);
-        var buffer = new ArrayBufferWriter<byte>(512);
-        using (var w = new Utf8JsonWriter(buffer)) { if (format == SiemFormats.Ocsf) SiemFormatting.WriteOcsf(w, e); else SiemFormatting.WriteJson(w, e); }
-        return Encoding.UTF8.GetString(buffer.WrittenSpan);
-    }
-
     /// <summary>Datadog logs intake v2: JSON arrays of at most 1000 entries and 5 MB, gzip-compressed, key in DD-API-KEY.</summary>
     public IEnumerable<byte[]> DatadogBodies(SiemIntegration integration, IReadOnlyList<AuditEvent> events)
     {
-        var entries = events.Select(e =>
-        {
-            var buffer = new ArrayBufferWriter<byte>(512);
-            using (var w = new Utf8JsonWriter(buffer))
-            {
-                w.WriteStartObject();
-                w.WriteString("ddsource", "governance-portal");
-                w.WriteString("service", "governance-portal");
-                w.WriteString("hostname", options.Hostname);
-                w.WriteString("ddtags", $"project:{e.ProjectId},event_type:{e.EventType},level:{e.SecurityLevel}");
-                w.WriteString("message", EventText(integration.Format, e));
-                w.WriteEndObject();
-            }
-            return buffer.WrittenSpan.ToArray();
-        });
+        var entry = new ArrayBufferWriter<byte>(1024);
+        var text = new ArrayBufferWriter<byte>(1024);
+        using var w = new Utf8JsonWriter(entry);
+        var tags = new StringBuilder(128);
         var chunk = new MemoryStream();
         var count = 0;
-        foreach (var entry in entries)
+        foreach (var e in events)
         {
-            if (count > 0 && (count == MaxDatadogEntries || chunk.Length + entry.Length + 2 > MaxDatadogBytes))
+            entry.ResetWrittenCount();
+            text.ResetWrittenCount();
+            WriteEventText(text, integration.Format, e);
+            tags.Clear().Append("project:").Append(e.ProjectId).Append(",event_type:").Append(e.EventType).Append(",level:").Append(e.SecurityLevel);
+            w.Reset(entry);
+            w.WriteStartObject();
+            w.WriteString("ddsource"u8, "governance-portal"u8);
+            w.WriteString("service"u8, "governance-portal"u8);
+            w.WriteString("hostname"u8, options.Hostname);
+            w.WriteString("ddtags"u8, tags.ToString());
+            w.WriteString("message"u8, text.WrittenSpan);
+            w.WriteEndObject();
+            w.Flush();
+            if (count > 0 && (count == MaxDatadogEntries || chunk.Length + entry.WrittenCount + 2 > MaxDatadogBytes))
             {
                 chunk.WriteByte((byte)']');
                 yield return chunk.ToArray();
@@ -381,7 +375,7 @@ public sealed class SiemExporter(IDbContextFactory<PortalDbContext> dbFactory, P
                 count = 0;
             }
             chunk.WriteByte(count == 0 ? (byte)'[' : (byte)',');
-            chunk.Write(entry);
+            chunk.Write(entry.WrittenSpan);
             count++;
         }
         if (count > 0)

@@ -67,9 +67,7 @@ public sealed class WebhookDispatcher(IDbContextFactory<PortalDbContext> dbFacto
     {
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         await using var tx = await db.Database.BeginTransactionAsync(ct);
-        var messages = db.IsSqlite
-            ? await db.OutboxMessages.AsNoTracking().Where(m => m.ProcessedAt == null).OrderBy(m => m.Id).Take(batchSize).ToListAsync(ct)
-            : await db.OutboxMessages.FromSqlRaw("SELECT * FROM outbox_messages WHERE processed_at IS NULL ORDER BY id LIMIT {0} FOR UPDATE SKIP LOCKED", batchSize).AsNoTracking().ToListAsync(ct);
+        var messages = await DeliveryRows.ClaimOutboxAsync(db, batchSize, ct);
         if (messages.Count == 0) return 0;
         var projects = messages.Select(m => m.ProjectId).Distinct().ToList();
         var endpoints = await db.Set<WebhookEndpoint>().AsNoTracking().Where(e => projects.Contains(e.ProjectId) && e.Enabled).ToListAsync(ct);
@@ -87,9 +85,8 @@ public sealed class WebhookDispatcher(IDbContextFactory<PortalDbContext> dbFacto
             }
         }
         await DeliveryRows.InsertAsync(db, deliveries, ct);
-        var ids = messages.Select(m => m.Id).ToList();
         // Inside the transaction that holds the rows (SKIP LOCKED / the SQLite write lock): the count must match.
-        var marked = await db.OutboxMessages.Where(m => ids.Contains(m.Id) && m.ProcessedAt == null).ExecuteUpdateAsync(s => s.SetProperty(m => m.ProcessedAt, now), ct);
+        var marked = await DeliveryRows.MarkProcessedAsync(db, messages, now, ct);
         if (marked != messages.Count) throw new InvalidOperationException($"Outbox: {messages.Count - marked} message(s) were processed by another dispatcher meanwhile; nothing was staged.");
         await tx.CommitAsync(ct);
         return messages.Count;
