@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Data.Common;
 using System.Globalization;
 using System.IO.Compression;
 using System.Security.Cryptography;
@@ -254,22 +253,11 @@ public sealed class AuditArchiver(IDbContextFactory<PortalDbContext> dbFactory, 
         await db.SaveChangesAsync(ct);
         long deleted = 0;
         var conn = db.Database.GetDbConnection();
-        long? cacheSize = null;
-        try
+        await using (var cmd = conn.CreateCommand())
         {
-            await using var cmd = conn.CreateCommand();
             cmd.Transaction = db.Database.CurrentTransaction!.GetDbTransaction();
             var sqlite = db.IsSqlite;
             var project = sqlite ? (object)projectId.ToString().ToUpperInvariant() : projectId;
-            if (sqlite)
-            {
-                // Deleting a million rows touches every index of audit_events; with SQLite's default 2 MB page cache
-                // the same index pages are read again and again. Reset before the connection goes back to the pool.
-                cmd.CommandText = "PRAGMA cache_size";
-                cacheSize = Convert.ToInt64(await cmd.ExecuteScalarAsync(ct), CultureInfo.InvariantCulture);
-                cmd.CommandText = "PRAGMA cache_size = -262144";
-                await cmd.ExecuteNonQueryAsync(ct);
-            }
             // Archived seqs are mostly long contiguous runs (everything before a cutoff): delete range by range.
             foreach (var chunk in Runs(seqs).Chunk(500))
             {
@@ -283,27 +271,10 @@ public sealed class AuditArchiver(IDbContextFactory<PortalDbContext> dbFactory, 
                     string.Join(" OR ", chunk.Select(r => r.First == r.Last ? $"seq = {r.First}" : $"seq BETWEEN {r.First} AND {r.Last}")) + ")";
                 deleted += await cmd.ExecuteNonQueryAsync(ct);
             }
-            if (deleted != seqs.Count)
-                throw new InvalidOperationException($"Archive of project {projectId}: expected to delete {seqs.Count} events but deleted {deleted}; another archiver ran at the same time. Nothing was changed.");
-            await tx.CommitAsync(ct);
         }
-        finally
-        {
-            if (cacheSize is { } size)
-            {
-                try
-                {
-                    await using var reset = conn.CreateCommand();
-                    reset.Transaction = db.Database.CurrentTransaction?.GetDbTransaction();
-                    reset.CommandText = $"PRAGMA cache_size = {size}";
-                    await reset.ExecuteNonQueryAsync(CancellationToken.None);
-                }
-                catch (Exception e) when (e is DbException or InvalidOperationException)
-                {
-                    log.LogWarning(e, "Could not reset the SQLite page cache size after archiving");
-                }
-            }
-        }
+        if (deleted != seqs.Count)
+            throw new InvalidOperationException($"Archive of project {projectId}: expected to delete {seqs.Count} events but deleted {deleted}; another archiver ran at the same time. Nothing was changed.");
+        await tx.CommitAsync(ct);
     }
 
     private static IEnumerable<(long First, long Last)> Runs(List<long> sorted)
