@@ -28,6 +28,10 @@ namespace Portal.Bench;
 /// </summary>
 internal static class IntegrationsBench
 {
+    // Process CPU (receivers included): on a shared machine it moves far less with the load than wall time does.
+    private static TimeSpan Cpu() => Process.GetCurrentProcess().TotalProcessorTime;
+    private static string CpuNote(TimeSpan since, long items) { var cpu = (Cpu() - since).TotalSeconds; return $"; process CPU {cpu:F2} s = {items / Math.Max(cpu, 1e-9):N0}/CPU-s"; }
+
     public static async Task<int> RunAsync(string command, string[] rest)
     {
         var provider = rest.Length > 0 && rest[0] == "postgres" ? DatabaseProvider.Postgres : DatabaseProvider.Sqlite;
@@ -171,6 +175,7 @@ internal static class IntegrationsBench
             // Baseline: reading the same events the way the exporter does (EF, seq order, 1000 at a time), no formatting, no network.
             var factory = w.Get<IDbContextFactory<PortalDbContext>>();
             var sw = Stopwatch.StartNew();
+            var cpu0 = Cpu();
             long read = 0, cursor = 0;
             await using (var db = await factory.CreateDbContextAsync())
             {
@@ -184,7 +189,7 @@ internal static class IntegrationsBench
                 }
             }
             var baseline = read / sw.Elapsed.TotalSeconds;
-            Console.WriteLine($"   baseline: read {read:N0} events in {sw.Elapsed.TotalSeconds:F2} s ({baseline:N0} events/s)");
+            Console.WriteLine($"   baseline: read {read:N0} events in {sw.Elapsed.TotalSeconds:F2} s ({baseline:N0} events/s){CpuNote(cpu0, read)}");
 
             var siem = w.Get<SiemService>();
             var exporter = w.Get<SiemExporter>();
@@ -192,6 +197,7 @@ internal static class IntegrationsBench
             {
                 var i = await siem.CreateAsync(w.ProjectId, w.Admin, new SiemDraft(kind, kind, format, endpoint, kind == SiemKinds.Syslog ? null : "token", null, 1000));
                 sw.Restart();
+                cpu0 = Cpu();
                 long exported = 0;
                 while (true)
                 {
@@ -201,7 +207,7 @@ internal static class IntegrationsBench
                     if (n == 0 || exported >= events) break;
                 }
                 var rate = exported / sw.Elapsed.TotalSeconds;
-                Console.WriteLine($"   {kind}/{format}: exported {exported:N0} events in {sw.Elapsed.TotalSeconds:F2} s = {rate:N0} events/s ({rate / baseline:P0} of the read-only baseline)");
+                Console.WriteLine($"   {kind}/{format}: exported {exported:N0} events in {sw.Elapsed.TotalSeconds:F2} s = {rate:N0} events/s ({rate / baseline:P0} of the read-only baseline){CpuNote(cpu0, exported)}");
             }
             Console.WriteLine($"   syslog receiver counted {frames():N0} frames");
         }
@@ -224,6 +230,7 @@ internal static class IntegrationsBench
             var secret = StandardWebhooks.NewSecret();
             var body = WebhookDispatcher.Envelope(OutboxEvents.AlertCreated, DateTimeOffset.UtcNow, "{\"title\":\"bench\",\"severity\":\"high\"}");
             var sw = Stopwatch.StartNew();
+            var cpu0 = Cpu();
             await Parallel.ForEachAsync(Enumerable.Range(0, deliveries), new ParallelOptions { MaxDegreeOfParallelism = 32 }, async (i, ct) =>
             {
                 using var req = new HttpRequestMessage(HttpMethod.Post, url) { Content = new StringContent(body, Encoding.UTF8, "application/json") };
@@ -233,7 +240,7 @@ internal static class IntegrationsBench
                 using var resp = await http.SendAsync(req, ct);
             });
             var baseline = deliveries / sw.Elapsed.TotalSeconds;
-            Console.WriteLine($"   baseline: {deliveries:N0} signed POSTs without the database in {sw.Elapsed.TotalSeconds:F2} s ({baseline:N0}/s)");
+            Console.WriteLine($"   baseline: {deliveries:N0} signed POSTs without the database in {sw.Elapsed.TotalSeconds:F2} s ({baseline:N0}/s){CpuNote(cpu0, deliveries)}");
 
             await w.Get<WebhookService>().CreateAsync(w.ProjectId, w.Admin, new WebhookDraft("bench", EndpointKinds.Webhook, url, [OutboxEvents.AlertCreated]));
             var factory = w.Get<IDbContextFactory<PortalDbContext>>();
@@ -245,6 +252,7 @@ internal static class IntegrationsBench
             var before = requests();
             var dispatcher = w.Get<WebhookDispatcher>();
             sw.Restart();
+            cpu0 = Cpu();
             var delivered = 0;
             var staged = 0;
             while (true) { var k = await dispatcher.StageOutboxAsync(500); staged += k; if (k == 0) break; }
@@ -257,7 +265,7 @@ internal static class IntegrationsBench
                 if (r.Attempted == 0 && r.Staged == 0) break;
             }
             var rate = delivered / sw.Elapsed.TotalSeconds;
-            Console.WriteLine($"   dispatcher: staged and delivered {delivered:N0} (receiver saw {requests() - before:N0}) in {sw.Elapsed.TotalSeconds:F2} s = {rate:N0} deliveries/s ({rate / baseline:P0} of the baseline)");
+            Console.WriteLine($"   dispatcher: staged and delivered {delivered:N0} (receiver saw {requests() - before:N0}) in {sw.Elapsed.TotalSeconds:F2} s = {rate:N0} deliveries/s ({rate / baseline:P0} of the baseline){CpuNote(cpu0, delivered)}");
         }
         finally
         {
@@ -272,15 +280,18 @@ internal static class IntegrationsBench
         await SeedAsync(w, events, DateTimeOffset.UtcNow.AddYears(-2));
         // Baseline: the chain verifier's read-and-hash pass over the same rows (the fastest read path of the audit trail).
         var sw = Stopwatch.StartNew();
+        var cpu0 = Cpu();
         var v = await w.Get<AuditVerifier>().VerifyAsync(w.ProjectId);
         var baseline = v.EventsChecked / sw.Elapsed.TotalSeconds;
-        Console.WriteLine($"   baseline: verified {v.EventsChecked:N0} events in {sw.Elapsed.TotalSeconds:F2} s ({baseline:N0} events/s)");
+        Console.WriteLine($"   baseline: verified {v.EventsChecked:N0} events in {sw.Elapsed.TotalSeconds:F2} s ({baseline:N0} events/s){CpuNote(cpu0, v.EventsChecked)}");
         var archiver = w.Get<AuditArchiver>();
         sw.Restart();
+        cpu0 = Cpu();
         var r = await archiver.ArchiveAsync();
+        var cpuNote = CpuNote(cpu0, r.EventsArchived);
         var rate = r.EventsArchived / sw.Elapsed.TotalSeconds;
         long bytes = Directory.EnumerateFiles(archiver.ArchiveDirectory, "*.gz", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
-        Console.WriteLine($"   archived {r.EventsArchived:N0} events into {r.Files} file(s), {bytes / 1048576.0:F1} MB, in {sw.Elapsed.TotalSeconds:F2} s = {rate:N0} events/s ({rate / baseline:P0} of the verify baseline)");
+        Console.WriteLine($"   archived {r.EventsArchived:N0} events into {r.Files} file(s), {bytes / 1048576.0:F1} MB, in {sw.Elapsed.TotalSeconds:F2} s = {rate:N0} events/s ({rate / baseline:P0} of the verify baseline); writing {r.Writing.TotalSeconds:F2} s, deleting {r.Deleting.TotalSeconds:F2} s{cpuNote}");
         sw.Restart();
         var check = await archiver.VerifyAsync(w.ProjectId);
         Console.WriteLine($"   chain across archive+database: {(check.Chain.Ok ? "intact" : check.Chain.Problem)}, {check.ArchivedEvents:N0} archived events re-hashed in {sw.Elapsed.TotalSeconds:F2} s");

@@ -30,7 +30,7 @@ public sealed record SiemRunResult(int Integrations, long Exported, int Failures
 /// 4xx stops the integration with the receiver's answer as its visible error until someone resumes it.
 /// </para>
 /// </summary>
-public sealed class SiemExporter(IDbContextFactory<PortalDbContext> dbFactory, SecretProtector secrets, IHttpClientFactory http,
+public sealed class SiemExporter(IDbContextFactory<PortalDbContext> dbFactory, PortalDatabase database, SecretProtector secrets, IHttpClientFactory http,
     IntegrationsOptions options, TimeProvider clock, ILogger<SiemExporter>? logger = null)
 {
     public const int MaxDatadogEntries = 1000;
@@ -86,26 +86,37 @@ public sealed class SiemExporter(IDbContextFactory<PortalDbContext> dbFactory, S
         var filter = Filter(integration.EventTypes);
         var cursor = integration.CursorSeq;
         long exported = 0;
+        var batchSize = Math.Max(1, integration.BatchSize);
+        // One query for the whole run, read one batch ahead: the next batch is read and formatted while the receiver
+        // takes the current one. Two batch buffers alternate, so a batch is never overwritten while it is being sent.
+        SiemEventSource? source = null;
+        Task<PreparedBatch>? next = null;
         try
         {
+            source = SiemEventSource.Open(database, integration.ProjectId, cursor, (long)batchSize * Math.Max(1, maxBatches));
+            var buffers = new[] { new PreparedBatch(batchSize), new PreparedBatch(batchSize) };
+            var src = source;
+            Task<PreparedBatch> Prepare(PreparedBatch b) => Task.Run(() => b.Fill(src, integration, filter, options.Hostname), ct);
+            next = Prepare(buffers[0]);
             for (var b = 0; b < maxBatches; b++)
             {
-                var events = await db.AuditEvents.AsNoTracking().Where(e => e.ProjectId == integration.ProjectId && e.Seq > cursor)
-                    .OrderBy(e => e.Seq).Take(integration.BatchSize).ToListAsync(ct);
-                if (events.Count == 0) break;
-                var selected = filter is null ? events : events.Where(e => Matches(filter, e.EventType)).ToList();
-                var result = selected.Count == 0 ? new SiemSendResult(true, false, null, "nothing selected") : await SendAsync(integration, secret, selected, ct);
+                var batch = await next!;
+                next = null;
+                if (batch.Read == 0) break;
+                if (batch.Read == batchSize && b + 1 < maxBatches) next = Prepare(buffers[(b + 1) & 1]);
+                var result = batch.Selected == 0 ? new SiemSendResult(true, false, null, "nothing selected") : await SendPreparedAsync(integration, secret, batch, ct);
                 if (!result.Accepted)
                 {
                     await FailAsync(db, integration, token, result, ct);
                     return (exported, true, true);
                 }
                 if (AfterSendBeforeAdvance is { } hook) await hook();
-                var newCursor = events[^1].Seq;
+                var newCursor = batch.LastSeq;
                 var at = clock.GetUtcNow();
                 var old = cursor;
+                var selectedCount = batch.Selected;
                 var moved = await db.Set<SiemIntegration>().Where(i => i.Id == integrationId && i.LeaseOwner == token && i.CursorSeq == old)
-                    .ExecuteUpdateAsync(s => s.SetProperty(i => i.CursorSeq, newCursor).SetProperty(i => i.ExportedCount, i => i.ExportedCount + selected.Count)
+                    .ExecuteUpdateAsync(s => s.SetProperty(i => i.CursorSeq, newCursor).SetProperty(i => i.ExportedCount, i => i.ExportedCount + selectedCount)
                         .SetProperty(i => i.LastSuccessAt, at).SetProperty(i => i.Attempts, 0).SetProperty(i => i.Status, SiemStatus.Active)
                         .SetProperty(i => i.LeaseUntil, at + options.Lease), ct);
                 if (moved != 1)
@@ -114,16 +125,71 @@ public sealed class SiemExporter(IDbContextFactory<PortalDbContext> dbFactory, S
                     return (exported, false, true);
                 }
                 cursor = newCursor;
-                exported += selected.Count;
-                if (events.Count < integration.BatchSize) break;
+                exported += selectedCount;
+                if (batch.Read < batchSize) break;
             }
         }
         finally
         {
+            // The read-ahead still uses the cursor: let it finish before the cursor is closed.
+            if (next is not null) { try { await next; } catch (Exception e) when (e is not OutOfMemoryException) { } }
+            source?.Dispose();
             await db.Set<SiemIntegration>().Where(i => i.Id == integrationId && i.LeaseOwner == token)
                 .ExecuteUpdateAsync(s => s.SetProperty(i => i.LeaseOwner, (string?)null).SetProperty(i => i.LeaseUntil, (DateTimeOffset?)null), CancellationToken.None);
         }
         return (exported, false, true);
+    }
+
+    /// <summary>
+    /// One batch read from the cursor with its wire body already formatted (HEC and syslog; Datadog bodies are built
+    /// at send time from <see cref="Events"/>). Reused from batch to batch.
+    /// </summary>
+    private sealed class PreparedBatch(int size)
+    {
+        public readonly AuditEvent[] Events = new AuditEvent[size];
+        public readonly List<AuditEvent> SelectedEvents = new(size);
+        public readonly ArrayBufferWriter<byte> Body = new(size * 512);
+        private readonly ArrayBufferWriter<byte> scratch = new(4096);
+        private Utf8JsonWriter? json;
+        public int Read, Selected;
+        public long LastSeq;
+
+        public PreparedBatch Fill(SiemEventSource source, SiemIntegration integration, string[]? filter, string hostname)
+        {
+            Read = source.Read(Events);
+            SelectedEvents.Clear();
+            Body.ResetWrittenCount();
+            if (Read == 0) { Selected = 0; return this; }
+            LastSeq = Events[Read - 1].Seq;
+            for (var i = 0; i < Read; i++)
+                if (filter is null || Matches(filter, Events[i].EventType)) SelectedEvents.Add(Events[i]);
+            Selected = SelectedEvents.Count;
+            if (integration.Kind == SiemKinds.SplunkHec) WriteHec(Body, json ??= new Utf8JsonWriter(Body), integration, SelectedEvents, hostname);
+            else if (integration.Kind == SiemKinds.Syslog) WriteSyslog(Body, scratch, integration.Format, SelectedEvents, hostname);
+            return this;
+        }
+    }
+
+    private async Task<SiemSendResult> SendPreparedAsync(SiemIntegration integration, string? secret, PreparedBatch batch, CancellationToken ct)
+    {
+        try
+        {
+            return integration.Kind switch
+            {
+                SiemKinds.SplunkHec => await PostAsync(integration, batch.Body.WrittenMemory, req => req.Headers.TryAddWithoutValidation("Authorization", "Splunk " + secret), false, ct),
+                SiemKinds.Datadog => await DatadogAsync(integration, secret, batch.SelectedEvents, ct),
+                SiemKinds.Syslog => await SyslogSendAsync(integration, batch.Body.WrittenMemory, batch.Selected, ct),
+                _ => new SiemSendResult(false, false, null, $"Unknown integration type '{integration.Kind}'."),
+            };
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            return new SiemSendResult(false, true, null, $"No answer within {options.Timeout.TotalSeconds:0.#} s.");
+        }
+        catch (Exception ex) when (ex is HttpRequestException or IOException or SocketException or System.Security.Authentication.AuthenticationException)
+        {
+            return new SiemSendResult(false, true, null, "Network error: " + (ex.InnerException?.Message ?? ex.Message));
+        }
     }
 
     private async Task FailAsync(PortalDbContext db, SiemIntegration integration, string token, SiemSendResult result, CancellationToken ct)
@@ -197,7 +263,7 @@ public sealed class SiemExporter(IDbContextFactory<PortalDbContext> dbFactory, S
         return uri.AbsolutePath is "" or "/" ? new Uri(uri, defaultPath) : uri;
     }
 
-    private async Task<SiemSendResult> PostAsync(SiemIntegration integration, byte[] body, Action<HttpRequestMessage> auth, bool gzip, CancellationToken ct,
+    private async Task<SiemSendResult> PostAsync(SiemIntegration integration, ReadOnlyMemory<byte> body, Action<HttpRequestMessage> auth, bool gzip, CancellationToken ct,
         string defaultPath = "/services/collector/event")
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, Url(integration.Endpoint, defaultPath));
@@ -209,7 +275,7 @@ public sealed class SiemExporter(IDbContextFactory<PortalDbContext> dbFactory, S
             content = new ByteArrayContent(ms.GetBuffer(), 0, (int)ms.Length);
             content.Headers.ContentEncoding.Add("gzip");
         }
-        else content = new ByteArrayContent(body);
+        else content = new ReadOnlyMemoryContent(body);
         content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
         request.Content = content;
         auth(request);
@@ -228,60 +294,80 @@ public sealed class SiemExporter(IDbContextFactory<PortalDbContext> dbFactory, S
     {
         var buffer = new ArrayBufferWriter<byte>(events.Count * 512);
         using var w = new Utf8JsonWriter(buffer);
-        foreach (var e in events)
-        {
-            w.WriteStartObject();
-            w.WriteNumber("time", Math.Round(e.OccurredAt.ToUnixTimeMilliseconds() / 1000.0, 3));
-            w.WriteString("host", options.Hostname);
-            w.WriteString("source", "governance-portal");
-            w.WriteString("sourcetype", integration.Format == SiemFormats.Ocsf ? "ocsf" : integration.Format == SiemFormats.Cef ? "cef" : "governance:audit");
-            w.WritePropertyName("event");
-            WriteEvent(w, integration.Format, e);
-            w.WriteEndObject();
-            w.Flush();
-            w.Reset();
-        }
+        WriteHec(buffer, w, integration, events, options.Hostname);
         return buffer.WrittenSpan.ToArray();
     }
 
-    private static void WriteEvent(Utf8JsonWriter w, string format, AuditEvent e)
+    private static void WriteHec(ArrayBufferWriter<byte> buffer, Utf8JsonWriter w, SiemIntegration integration, IReadOnlyList<AuditEvent> events, string hostname)
     {
-        if (format == SiemFormats.Ocsf) SiemFormatting.WriteOcsf(w, e);
-        else if (format == SiemFormats.Cef) w.WriteStringValue(SiemFormatting.Cef(e));
-        else SiemFormatting.WriteJson(w, e);
+        var sourcetype = integration.Format == SiemFormats.Ocsf ? "ocsf" : integration.Format == SiemFormats.Cef ? "cef" : "governance:audit";
+        var scratch = integration.Format == SiemFormats.Cef ? new ArrayBufferWriter<byte>(512) : null;
+        foreach (var e in events)
+        {
+            w.Reset(buffer);
+            w.WriteStartObject();
+            w.WriteNumber("time"u8, Math.Round(e.OccurredAt.ToUnixTimeMilliseconds() / 1000.0, 3));
+            w.WriteString("host"u8, hostname);
+            w.WriteString("source"u8, "governance-portal"u8);
+            w.WriteString("sourcetype"u8, sourcetype);
+            w.WritePropertyName("event"u8);
+            if (scratch is not null)
+            {
+                scratch.ResetWrittenCount();
+                SiemFormatting.WriteCef(scratch, e);
+                w.WriteStringValue(scratch.WrittenSpan);
+            }
+            else if (integration.Format == SiemFormats.Ocsf) SiemFormatting.WriteOcsf(w, e);
+            else SiemFormatting.WriteJson(w, e);
+            w.WriteEndObject();
+            w.Flush();
+        }
     }
 
-    private static string EventText(string format, AuditEvent e)
+    /// <summary>The syslog MSG of an event (CEF, OCSF or JSON) as UTF-8.</summary>
+    private static void WriteEventText(ArrayBufferWriter<byte> o, string format, AuditEvent e)
     {
-        if (format == SiemFormats.Cef) return SiemFormatting.Cef(e);
-        var buffer = new ArrayBufferWriter<byte>(512);
-        using (var w = new Utf8JsonWriter(buffer)) { if (format == SiemFormats.Ocsf) SiemFormatting.WriteOcsf(w, e); else SiemFormatting.WriteJson(w, e); }
-        return Encoding.UTF8.GetString(buffer.WrittenSpan);
+        if (format == SiemFormats.Cef) { SiemFormatting.WriteCef(o, e); return; }
+        using var w = new Utf8JsonWriter(o);
+        if (format == SiemFormats.Ocsf) SiemFormatting.WriteOcsf(w, e); else SiemFormatting.WriteJson(w, e);
+    }
+
+    private static void WriteSyslog(ArrayBufferWriter<byte> body, ArrayBufferWriter<byte> scratch, string format, IReadOnlyList<AuditEvent> events, string hostname)
+    {
+        foreach (var e in events)
+        {
+            scratch.ResetWrittenCount();
+            SiemFormatting.WriteSyslogHeader(scratch, e, hostname);
+            WriteEventText(scratch, format, e);
+            SiemFormatting.Frame(body, scratch.WrittenSpan);
+        }
     }
 
     /// <summary>Datadog logs intake v2: JSON arrays of at most 1000 entries and 5 MB, gzip-compressed, key in DD-API-KEY.</summary>
     public IEnumerable<byte[]> DatadogBodies(SiemIntegration integration, IReadOnlyList<AuditEvent> events)
     {
-        var entries = events.Select(e =>
-        {
-            var buffer = new ArrayBufferWriter<byte>(512);
-            using (var w = new Utf8JsonWriter(buffer))
-            {
-                w.WriteStartObject();
-                w.WriteString("ddsource", "governance-portal");
-                w.WriteString("service", "governance-portal");
-                w.WriteString("hostname", options.Hostname);
-                w.WriteString("ddtags", $"project:{e.ProjectId},event_type:{e.EventType},level:{e.SecurityLevel}");
-                w.WriteString("message", EventText(integration.Format, e));
-                w.WriteEndObject();
-            }
-            return buffer.WrittenSpan.ToArray();
-        });
+        var entry = new ArrayBufferWriter<byte>(1024);
+        var text = new ArrayBufferWriter<byte>(1024);
+        using var w = new Utf8JsonWriter(entry);
+        var tags = new StringBuilder(128);
         var chunk = new MemoryStream();
         var count = 0;
-        foreach (var entry in entries)
+        foreach (var e in events)
         {
-            if (count > 0 && (count == MaxDatadogEntries || chunk.Length + entry.Length + 2 > MaxDatadogBytes))
+            entry.ResetWrittenCount();
+            text.ResetWrittenCount();
+            WriteEventText(text, integration.Format, e);
+            tags.Clear().Append("project:").Append(e.ProjectId).Append(",event_type:").Append(e.EventType).Append(",level:").Append(e.SecurityLevel);
+            w.Reset(entry);
+            w.WriteStartObject();
+            w.WriteString("ddsource"u8, "governance-portal"u8);
+            w.WriteString("service"u8, "governance-portal"u8);
+            w.WriteString("hostname"u8, options.Hostname);
+            w.WriteString("ddtags"u8, tags.ToString());
+            w.WriteString("message"u8, text.WrittenSpan);
+            w.WriteEndObject();
+            w.Flush();
+            if (count > 0 && (count == MaxDatadogEntries || chunk.Length + entry.WrittenCount + 2 > MaxDatadogBytes))
             {
                 chunk.WriteByte((byte)']');
                 yield return chunk.ToArray();
@@ -289,7 +375,7 @@ public sealed class SiemExporter(IDbContextFactory<PortalDbContext> dbFactory, S
                 count = 0;
             }
             chunk.WriteByte(count == 0 ? (byte)'[' : (byte)',');
-            chunk.Write(entry);
+            chunk.Write(entry.WrittenSpan);
             count++;
         }
         if (count > 0)
@@ -316,10 +402,14 @@ public sealed class SiemExporter(IDbContextFactory<PortalDbContext> dbFactory, S
     /// </summary>
     private async Task<SiemSendResult> SyslogAsync(SiemIntegration integration, IReadOnlyList<AuditEvent> events, CancellationToken ct)
     {
-        var (host, port) = SiemService.ParseHostPort(integration.Endpoint);
         var buffer = new ArrayBufferWriter<byte>(events.Count * 400);
-        foreach (var e in events)
-            SiemFormatting.Frame(buffer, SiemFormatting.SyslogLine(e, EventText(integration.Format, e), options.Hostname));
+        WriteSyslog(buffer, new ArrayBufferWriter<byte>(1024), integration.Format, events, options.Hostname);
+        return await SyslogSendAsync(integration, buffer.WrittenMemory, events.Count, ct);
+    }
+
+    private async Task<SiemSendResult> SyslogSendAsync(SiemIntegration integration, ReadOnlyMemory<byte> frames, int count, CancellationToken ct)
+    {
+        var (host, port) = SiemService.ParseHostPort(integration.Endpoint);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
         timeout.CancelAfter(options.Timeout);
         using var client = new TcpClient();
@@ -331,12 +421,12 @@ public sealed class SiemExporter(IDbContextFactory<PortalDbContext> dbFactory, S
             await ssl.AuthenticateAsClientAsync(new SslClientAuthenticationOptions { TargetHost = host }, timeout.Token);
             stream = ssl;
         }
-        await stream.WriteAsync(buffer.WrittenMemory, timeout.Token);
+        await stream.WriteAsync(frames, timeout.Token);
         await stream.FlushAsync(timeout.Token);
         if (stream is SslStream s) await s.ShutdownAsync();
         client.Client.Shutdown(SocketShutdown.Send);
         var sink = new byte[256];
         while (await stream.ReadAsync(sink, timeout.Token) > 0) { }
-        return new SiemSendResult(true, false, null, $"Sent {events.Count} frame(s).");
+        return new SiemSendResult(true, false, null, $"Sent {count} frame(s).");
     }
 }

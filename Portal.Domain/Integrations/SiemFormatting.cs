@@ -47,27 +47,27 @@ public static class SiemFormatting
     public static void WriteJson(Utf8JsonWriter w, AuditEvent e)
     {
         w.WriteStartObject();
-        w.WriteString("id", e.Id);
-        w.WriteString("project_id", e.ProjectId);
-        w.WriteNumber("seq", e.Seq);
-        w.WriteString("occurred_at", e.OccurredAt);
-        w.WriteString("event_type", e.EventType);
-        Opt(w, "resource_type", e.ResourceType);
-        Opt(w, "resource_id", e.ResourceId);
-        Opt(w, "action", e.Action);
-        w.WriteString("actor_type", e.ActorType);
-        Opt(w, "actor_id", e.ActorId);
-        Opt(w, "actor_email", e.ActorEmail);
-        Opt(w, "actor_role", e.ActorRole);
-        Opt(w, "sql_text", e.SqlText);
-        w.WriteBoolean("success", e.Success);
-        Opt(w, "error_message", e.ErrorMessage);
-        if (e.DurationMs is { } d) w.WriteNumber("duration_ms", d);
-        if (e.RowsReturned is { } r) w.WriteNumber("rows_returned", r);
-        w.WriteString("security_level", e.SecurityLevel);
-        Opt(w, "client_ip", e.ClientIp);
-        Opt(w, "request_id", e.RequestId);
-        w.WriteString("hash", Convert.ToHexStringLower(e.Hash));
+        w.WriteString("id"u8, e.Id);
+        w.WriteString("project_id"u8, e.ProjectId);
+        w.WriteNumber("seq"u8, e.Seq);
+        w.WriteString("occurred_at"u8, e.OccurredAt);
+        w.WriteString("event_type"u8, e.EventType);
+        Opt(w, "resource_type"u8, e.ResourceType);
+        Opt(w, "resource_id"u8, e.ResourceId);
+        Opt(w, "action"u8, e.Action);
+        w.WriteString("actor_type"u8, e.ActorType);
+        Opt(w, "actor_id"u8, e.ActorId);
+        Opt(w, "actor_email"u8, e.ActorEmail);
+        Opt(w, "actor_role"u8, e.ActorRole);
+        Opt(w, "sql_text"u8, e.SqlText);
+        w.WriteBoolean("success"u8, e.Success);
+        Opt(w, "error_message"u8, e.ErrorMessage);
+        if (e.DurationMs is { } d) w.WriteNumber("duration_ms"u8, d);
+        if (e.RowsReturned is { } r) w.WriteNumber("rows_returned"u8, r);
+        w.WriteString("security_level"u8, e.SecurityLevel);
+        Opt(w, "client_ip"u8, e.ClientIp);
+        Opt(w, "request_id"u8, e.RequestId);
+        WriteHex(w, "hash"u8, e.Hash);
         w.WriteEndObject();
     }
 
@@ -76,66 +76,75 @@ public static class SiemFormatting
     {
         var c = Classify(e.EventType);
         w.WriteStartObject();
-        w.WriteNumber("category_uid", c.CategoryUid);
-        w.WriteNumber("class_uid", c.ClassUid);
-        w.WriteString("class_name", c.ClassName);
-        w.WriteNumber("activity_id", c.ActivityId);
-        w.WriteString("activity_name", c.ActivityName);
-        w.WriteNumber("type_uid", c.TypeUid);
-        w.WriteNumber("time", e.OccurredAt.ToUnixTimeMilliseconds());
-        w.WriteNumber("severity_id", SeverityId(e.SecurityLevel));
-        w.WriteNumber("status_id", e.Success ? 1 : 2);
-        w.WriteString("status", e.Success ? "Success" : "Failure");
-        if (e.ErrorMessage is not null) w.WriteString("status_detail", e.ErrorMessage);
-        w.WriteString("message", e.EventType);
-        w.WriteStartObject("metadata");
-        w.WriteString("version", OcsfVersion);
-        w.WriteString("uid", e.Id);
-        w.WriteNumber("sequence", e.Seq);
-        w.WriteString("event_code", e.EventType);
-        w.WriteStartObject("product");
-        w.WriteString("name", Product);
-        w.WriteString("vendor_name", Vendor);
-        w.WriteString("version", ProductVersion);
+        w.WriteNumber("category_uid"u8, c.CategoryUid);
+        w.WriteNumber("class_uid"u8, c.ClassUid);
+        w.WriteString("class_name"u8, c.ClassName);
+        w.WriteNumber("activity_id"u8, c.ActivityId);
+        w.WriteString("activity_name"u8, c.ActivityName);
+        w.WriteNumber("type_uid"u8, c.TypeUid);
+        w.WriteNumber("time"u8, e.OccurredAt.ToUnixTimeMilliseconds());
+        w.WriteNumber("severity_id"u8, SeverityId(e.SecurityLevel));
+        w.WriteNumber("status_id"u8, e.Success ? 1 : 2);
+        w.WriteString("status"u8, e.Success ? "Success" : "Failure");
+        if (e.ErrorMessage is not null) w.WriteString("status_detail"u8, e.ErrorMessage);
+        w.WriteString("message"u8, e.EventType);
+        w.WriteStartObject("metadata"u8);
+        w.WriteString("version"u8, OcsfVersion);
+        w.WriteString("uid"u8, e.Id);
+        w.WriteNumber("sequence"u8, e.Seq);
+        w.WriteString("event_code"u8, e.EventType);
+        w.WriteStartObject("product"u8);
+        w.WriteString("name"u8, Product);
+        w.WriteString("vendor_name"u8, Vendor);
+        w.WriteString("version"u8, ProductVersion);
         w.WriteEndObject();
         w.WriteEndObject();
-        w.WriteStartObject("actor");
-        w.WriteStartObject("user");
-        w.WriteString("type", e.ActorType);
-        Opt(w, "uid", e.ActorId);
-        Opt(w, "email_addr", e.ActorEmail);
+        w.WriteStartObject("actor"u8);
+        w.WriteStartObject("user"u8);
+        w.WriteString("type"u8, e.ActorType);
+        Opt(w, "uid"u8, e.ActorId);
+        Opt(w, "email_addr"u8, e.ActorEmail);
         w.WriteEndObject();
         w.WriteEndObject();
         if (e.ClientIp is not null)
         {
-            w.WriteStartObject("src_endpoint");
-            w.WriteString("ip", e.ClientIp);
+            w.WriteStartObject("src_endpoint"u8);
+            w.WriteString("ip"u8, e.ClientIp);
             w.WriteEndObject();
         }
         if (c.ClassUid == 6005 && e.SqlText is not null)
         {
-            w.WriteStartObject("query_info");
-            w.WriteString("query_string", e.SqlText);
-            if (e.RowsReturned is { } rows) w.WriteNumber("data", rows);
+            w.WriteStartObject("query_info"u8);
+            w.WriteString("query_string"u8, e.SqlText);
+            if (e.RowsReturned is { } rows) w.WriteNumber("data"u8, rows);
             w.WriteEndObject();
         }
         if (c.ClassUid == 2004)
         {
-            w.WriteStartObject("finding_info");
-            w.WriteString("uid", e.ResourceId ?? e.Id.ToString());
-            w.WriteString("title", e.EventType);
+            w.WriteStartObject("finding_info"u8);
+            w.WriteString("uid"u8, e.ResourceId ?? e.Id.ToString());
+            w.WriteString("title"u8, e.EventType);
             w.WriteEndObject();
         }
-        w.WriteStartObject("unmapped");
-        w.WriteString("project_id", e.ProjectId);
-        Opt(w, "resource_type", e.ResourceType);
-        Opt(w, "resource_id", e.ResourceId);
-        w.WriteString("hash", Convert.ToHexStringLower(e.Hash));
+        w.WriteStartObject("unmapped"u8);
+        w.WriteString("project_id"u8, e.ProjectId);
+        Opt(w, "resource_type"u8, e.ResourceType);
+        Opt(w, "resource_id"u8, e.ResourceId);
+        WriteHex(w, "hash"u8, e.Hash);
         w.WriteEndObject();
         w.WriteEndObject();
     }
 
-    private static void Opt(Utf8JsonWriter w, string name, string? value)
+    // Hex into a stack buffer: the string Convert.ToHexStringLower allocates was one of the largest per-event costs.
+    private static void WriteHex(Utf8JsonWriter w, ReadOnlySpan<byte> name, byte[] value)
+    {
+        if (value.Length > 64) { w.WriteString(name, Convert.ToHexStringLower(value)); return; }
+        Span<byte> hex = stackalloc byte[128];
+        Convert.TryToHexStringLower(value, hex, out var n);
+        w.WriteString(name, hex[..n]);
+    }
+
+    private static void Opt(Utf8JsonWriter w, ReadOnlySpan<byte> name, string? value)
     {
         if (value is not null) w.WriteString(name, value);
     }
@@ -143,29 +152,36 @@ public static class SiemFormatting
     /// <summary>ArcSight CEF 0: header fields escape \ and |; extension values escape \ and = and encode line breaks as \n / \r.</summary>
     public static string Cef(AuditEvent e)
     {
-        var sb = new StringBuilder(256);
-        sb.Append("CEF:0|");
-        Header(sb, Vendor); sb.Append('|');
-        Header(sb, Product); sb.Append('|');
-        Header(sb, ProductVersion); sb.Append('|');
-        Header(sb, e.EventType); sb.Append('|');
-        Header(sb, e.EventType); sb.Append('|');
-        sb.Append(CefSeverity(e.SecurityLevel)).Append('|');
-        Ext(sb, "rt", e.OccurredAt.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture), first: true);
-        Ext(sb, "externalId", e.Seq.ToString(CultureInfo.InvariantCulture));
-        Ext(sb, "outcome", e.Success ? "success" : "failure");
-        Ext(sb, "suser", e.ActorEmail ?? e.ActorId);
-        Ext(sb, "suid", e.ActorId);
-        Ext(sb, "src", e.ClientIp);
-        Ext(sb, "act", e.Action);
-        Ext(sb, "cs1Label", e.ResourceType is null ? null : "resourceType");
-        Ext(sb, "cs1", e.ResourceType);
-        Ext(sb, "cs2Label", e.ResourceId is null ? null : "resourceId");
-        Ext(sb, "cs2", e.ResourceId);
-        Ext(sb, "cs3Label", "projectId");
-        Ext(sb, "cs3", e.ProjectId.ToString());
-        Ext(sb, "msg", e.ErrorMessage ?? e.SqlText);
-        return sb.ToString();
+        var buffer = new ArrayBufferWriter<byte>(256);
+        WriteCef(buffer, e);
+        return Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+
+    /// <summary>
+    /// <see cref="Cef"/> written straight as UTF-8. Every character CEF escapes is ASCII, and UTF-8 never uses ASCII
+    /// bytes inside a multi-byte sequence, so escaping the encoded bytes gives exactly the bytes of the escaped string.
+    /// </summary>
+    public static void WriteCef(IBufferWriter<byte> o, AuditEvent e)
+    {
+        Raw(o, "CEF:0|"u8);
+        Raw(o, "GovernancePortal|Governance Portal|1.0|"u8);
+        HeaderUtf8(o, e.EventType); Raw(o, "|"u8);
+        HeaderUtf8(o, e.EventType); Raw(o, "|"u8);
+        Number(o, CefSeverity(e.SecurityLevel)); Raw(o, "|rt="u8);
+        Number(o, e.OccurredAt.ToUnixTimeMilliseconds());
+        Raw(o, " externalId="u8); Number(o, e.Seq);
+        Raw(o, e.Success ? " outcome=success"u8 : " outcome=failure"u8);
+        ExtUtf8(o, " suser="u8, e.ActorEmail ?? e.ActorId);
+        ExtUtf8(o, " suid="u8, e.ActorId);
+        ExtUtf8(o, " src="u8, e.ClientIp);
+        ExtUtf8(o, " act="u8, e.Action);
+        if (e.ResourceType is not null) { Raw(o, " cs1Label=resourceType"u8); ExtUtf8(o, " cs1="u8, e.ResourceType); }
+        if (e.ResourceId is not null) { Raw(o, " cs2Label=resourceId"u8); ExtUtf8(o, " cs2="u8, e.ResourceId); }
+        Raw(o, " cs3Label=projectId cs3="u8);
+        var id = o.GetSpan(36);
+        e.ProjectId.TryFormat(id, out var n);
+        o.Advance(n);
+        ExtUtf8(o, " msg="u8, e.ErrorMessage ?? e.SqlText);
     }
 
     public static void Header(StringBuilder sb, string value)
@@ -176,14 +192,6 @@ public static class SiemFormatting
             if (ch is '\r' or '\n') { sb.Append(' '); continue; }
             sb.Append(ch);
         }
-    }
-
-    private static void Ext(StringBuilder sb, string key, string? value, bool first = false)
-    {
-        if (value is null) return;
-        if (!first) sb.Append(' ');
-        sb.Append(key).Append('=');
-        ExtValue(sb, value);
     }
 
     public static void ExtValue(StringBuilder sb, string value)
@@ -201,16 +209,95 @@ public static class SiemFormatting
         }
     }
 
+    private static readonly SearchValues<byte> HeaderSpecial = SearchValues.Create("\\|\r\n"u8);
+    private static readonly SearchValues<byte> ExtSpecial = SearchValues.Create("\\=\r\n"u8);
+
+    private static void Raw(IBufferWriter<byte> o, ReadOnlySpan<byte> bytes) => o.Write(bytes);
+
+    private static void Number(IBufferWriter<byte> o, long value)
+    {
+        var span = o.GetSpan(20);
+        value.TryFormat(span, out var n, default, CultureInfo.InvariantCulture);
+        o.Advance(n);
+    }
+
+    /// <summary>Encodes <paramref name="value"/> and escapes it in place: the escaped form is at most twice as long.</summary>
+    private static void Escaped(IBufferWriter<byte> o, string value, SearchValues<byte> special, bool header)
+    {
+        var max = Encoding.UTF8.GetMaxByteCount(value.Length);
+        var span = o.GetSpan(max * 2);
+        var len = Encoding.UTF8.GetBytes(value, span[max..]);
+        var src = span.Slice(max, len);
+        if (src.IndexOfAny(special) < 0) { src.CopyTo(span); o.Advance(len); return; }
+        var w = 0;
+        foreach (var b in src)
+        {
+            if (header)
+            {
+                if (b is (byte)'\r' or (byte)'\n') { span[w++] = (byte)' '; continue; }
+                if (b is (byte)'\\' or (byte)'|') span[w++] = (byte)'\\';
+                span[w++] = b;
+            }
+            else
+            {
+                switch (b)
+                {
+                    case (byte)'\\': span[w++] = (byte)'\\'; span[w++] = (byte)'\\'; break;
+                    case (byte)'=': span[w++] = (byte)'\\'; span[w++] = (byte)'='; break;
+                    case (byte)'\n': span[w++] = (byte)'\\'; span[w++] = (byte)'n'; break;
+                    case (byte)'\r': span[w++] = (byte)'\\'; span[w++] = (byte)'r'; break;
+                    default: span[w++] = b; break;
+                }
+            }
+        }
+        o.Advance(w);
+    }
+
+    private static void HeaderUtf8(IBufferWriter<byte> o, string value) => Escaped(o, value, HeaderSpecial, header: true);
+
+    private static void ExtUtf8(IBufferWriter<byte> o, ReadOnlySpan<byte> keyWithSpace, string? value)
+    {
+        if (value is null) return;
+        o.Write(keyWithSpace);
+        Escaped(o, value, ExtSpecial, header: false);
+    }
+
     /// <summary>
     /// One RFC 5424 message: &lt;PRI&gt;1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID - MSG, facility 13 (log audit).
     /// MSGID is the event type cut to 32 printable characters.
     /// </summary>
     public static string SyslogLine(AuditEvent e, string message, string hostname)
     {
-        var pri = 13 * 8 + SyslogSeverity(e.SecurityLevel);
-        var msgId = new string(e.EventType.Where(ch => ch is > (char)32 and < (char)127).Take(32).ToArray());
-        if (msgId.Length == 0) msgId = "-";
-        return $"<{pri}>1 {e.OccurredAt.UtcDateTime:yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'} {hostname} governance-portal - {msgId} - {message}";
+        var buffer = new ArrayBufferWriter<byte>(256 + message.Length * 3);
+        WriteSyslogHeader(buffer, e, hostname);
+        buffer.Write(Encoding.UTF8.GetBytes(message));
+        return Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+
+    /// <summary>Everything of a <see cref="SyslogLine"/> before MSG, as UTF-8.</summary>
+    public static void WriteSyslogHeader(IBufferWriter<byte> o, AuditEvent e, string hostname)
+    {
+        Raw(o, "<"u8);
+        Number(o, 13 * 8 + SyslogSeverity(e.SecurityLevel));
+        Raw(o, ">1 "u8);
+        var span = o.GetSpan(32);
+        e.OccurredAt.UtcDateTime.TryFormat(span, out var n, "yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture);
+        o.Advance(n);
+        Raw(o, " "u8);
+        span = o.GetSpan(Encoding.UTF8.GetMaxByteCount(hostname.Length));
+        o.Advance(Encoding.UTF8.GetBytes(hostname, span));
+        Raw(o, " governance-portal - "u8);
+        span = o.GetSpan(32);
+        n = 0;
+        foreach (var ch in e.EventType)
+        {
+            if (ch is not (> (char)32 and < (char)127)) continue;
+            span[n++] = (byte)ch;
+            if (n == 32) break;
+        }
+        if (n == 0) span[n++] = (byte)'-';
+        o.Advance(n);
+        Raw(o, " - "u8);
     }
 
     /// <summary>RFC 6587 octet counting: "MSG-LEN SP SYSLOG-MSG", the length in bytes of the UTF-8 message.</summary>
@@ -222,6 +309,14 @@ public static class SiemFormatting
         var span = output.GetSpan(n);
         Encoding.UTF8.GetBytes(syslogMessage, span);
         output.Advance(n);
+    }
+
+    /// <summary>Frames a message already written as UTF-8.</summary>
+    public static void Frame(IBufferWriter<byte> output, ReadOnlySpan<byte> syslogMessage)
+    {
+        Number(output, syslogMessage.Length);
+        Raw(output, " "u8);
+        output.Write(syslogMessage);
     }
 
     /// <summary>Parses octet-counted frames (what a receiver does); returns complete frames and leaves a partial tail in <paramref name="buffer"/>.</summary>

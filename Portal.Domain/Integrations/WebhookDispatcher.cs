@@ -67,28 +67,26 @@ public sealed class WebhookDispatcher(IDbContextFactory<PortalDbContext> dbFacto
     {
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         await using var tx = await db.Database.BeginTransactionAsync(ct);
-        var messages = db.IsSqlite
-            ? await db.OutboxMessages.AsNoTracking().Where(m => m.ProcessedAt == null).OrderBy(m => m.Id).Take(batchSize).ToListAsync(ct)
-            : await db.OutboxMessages.FromSqlRaw("SELECT * FROM outbox_messages WHERE processed_at IS NULL ORDER BY id LIMIT {0} FOR UPDATE SKIP LOCKED", batchSize).AsNoTracking().ToListAsync(ct);
+        var messages = await DeliveryRows.ClaimOutboxAsync(db, batchSize, ct);
         if (messages.Count == 0) return 0;
         var projects = messages.Select(m => m.ProjectId).Distinct().ToList();
         var endpoints = await db.Set<WebhookEndpoint>().AsNoTracking().Where(e => projects.Contains(e.ProjectId) && e.Enabled).ToListAsync(ct);
         var now = clock.GetUtcNow();
+        var deliveries = new List<WebhookDelivery>(messages.Count);
         foreach (var m in messages)
         {
             foreach (var e in endpoints.Where(e => e.ProjectId == m.ProjectId && Subscribed(e, m.EventType)))
             {
-                db.Add(new WebhookDelivery
+                deliveries.Add(new WebhookDelivery
                 {
                     ProjectId = m.ProjectId, EndpointId = e.Id, OutboxMessageId = m.Id, EventType = m.EventType,
                     Payload = Envelope(m.EventType, m.CreatedAt, m.PayloadJson), CreatedAt = now, NextAttemptAt = now,
                 });
             }
         }
-        await db.SaveChangesAsync(ct);
-        var ids = messages.Select(m => m.Id).ToList();
+        await DeliveryRows.InsertAsync(db, deliveries, ct);
         // Inside the transaction that holds the rows (SKIP LOCKED / the SQLite write lock): the count must match.
-        var marked = await db.OutboxMessages.Where(m => ids.Contains(m.Id) && m.ProcessedAt == null).ExecuteUpdateAsync(s => s.SetProperty(m => m.ProcessedAt, now), ct);
+        var marked = await DeliveryRows.MarkProcessedAsync(db, messages, now, ct);
         if (marked != messages.Count) throw new InvalidOperationException($"Outbox: {messages.Count - marked} message(s) were processed by another dispatcher meanwhile; nothing was staged.");
         await tx.CommitAsync(ct);
         return messages.Count;
@@ -116,6 +114,7 @@ public sealed class WebhookDispatcher(IDbContextFactory<PortalDbContext> dbFacto
                 .OrderBy(a => a.Seq).Take(batchSize).ToListAsync(ct);
             var newCursor = events.Count == batchSize ? events[^1].Seq : head;
             var now = clock.GetUtcNow();
+            var deliveries = new List<WebhookDelivery>(events.Count);
             foreach (var a in events)
             {
                 var data = Portal.Domain.Audit.PortalAudit.Json(new
@@ -123,7 +122,7 @@ public sealed class WebhookDispatcher(IDbContextFactory<PortalDbContext> dbFacto
                     audit_seq = a.Seq, audit_id = a.Id, query_id = a.ResourceId, actor_type = a.ActorType, actor_id = a.ActorId,
                     success = a.Success, rows_returned = a.RowsReturned, duration_ms = a.DurationMs, occurred_at = a.OccurredAt,
                 })!;
-                db.Add(new WebhookDelivery
+                deliveries.Add(new WebhookDelivery
                 {
                     ProjectId = a.ProjectId, EndpointId = endpoint.Id, EventType = OutboxEvents.QueryExecuted,
                     Payload = Envelope(OutboxEvents.QueryExecuted, a.OccurredAt, data), CreatedAt = now, NextAttemptAt = now,
@@ -132,7 +131,7 @@ public sealed class WebhookDispatcher(IDbContextFactory<PortalDbContext> dbFacto
             var moved = await db.Set<WebhookEndpoint>().Where(e => e.Id == endpoint.Id && e.QueryCursor == endpoint.QueryCursor)
                 .ExecuteUpdateAsync(s => s.SetProperty(e => e.QueryCursor, newCursor), ct);
             if (moved != 1) continue; // another worker staged these; roll back
-            await db.SaveChangesAsync(ct);
+            await DeliveryRows.InsertAsync(db, deliveries, ct);
             await tx.CommitAsync(ct);
             staged += events.Count;
         }
@@ -157,9 +156,9 @@ public sealed class WebhookDispatcher(IDbContextFactory<PortalDbContext> dbFacto
             [SqlValues.P(db, "@o", token), SqlValues.P(db, "@u", now + options.Lease), SqlValues.P(db, "@now", now), SqlValues.P(db, "@n", batchSize)], ct);
         if (claimed == 0) return new DispatchResult(0, 0, 0, 0, 0);
 
-        var rows = await db.Set<WebhookDelivery>().Where(d => d.LeaseOwner == token).OrderBy(d => d.CreatedAt).ThenBy(d => d.Id).ToListAsync(ct);
+        var rows = await db.Set<WebhookDelivery>().AsNoTracking().Where(d => d.LeaseOwner == token).OrderBy(d => d.CreatedAt).ThenBy(d => d.Id).ToListAsync(ct);
         var endpointIds = rows.Select(r => r.EndpointId).Distinct().ToList();
-        var endpoints = await db.Set<WebhookEndpoint>().Where(e => endpointIds.Contains(e.Id)).ToDictionaryAsync(e => e.Id, ct);
+        var endpoints = await db.Set<WebhookEndpoint>().AsNoTracking().Where(e => endpointIds.Contains(e.Id)).ToDictionaryAsync(e => e.Id, ct);
         var keys = endpoints.Values.ToDictionary(e => e.Id, e => Secrets(e, now));
 
         var outcomes = new Outcome[rows.Count];
@@ -170,59 +169,54 @@ public sealed class WebhookDispatcher(IDbContextFactory<PortalDbContext> dbFacto
 
         var after = clock.GetUtcNow();
         int delivered = 0, retrying = 0, failed = 0;
+        var attempts = new DeliveryRows.Attempt[rows.Count];
+        var gone = new HashSet<Guid>();
         for (var i = 0; i < rows.Count; i++)
         {
             var d = rows[i];
             var o = outcomes[i];
-            d.Attempts++;
-            d.LastAttemptAt = after;
-            d.ResponseCode = o.Code;
-            d.ResponseExcerpt = o.Excerpt;
-            d.LeaseOwner = null;
-            d.LeaseUntil = null;
+            var attempt = d.Attempts + 1;
+            string status;
+            var next = d.NextAttemptAt;
+            DateTimeOffset? deliveredAt = null;
             if (o.Code is >= 200 and < 300)
             {
-                d.Status = DeliveryStatus.Delivered;
-                d.DeliveredAt = after;
+                status = DeliveryStatus.Delivered;
+                deliveredAt = after;
                 delivered++;
             }
             else if (o.Gone)
             {
-                d.Status = DeliveryStatus.Failed;
-                var e = endpoints[d.EndpointId];
-                if (e.Enabled)
-                {
-                    e.Enabled = false;
-                    e.DisabledReason = $"The receiver answered 410 Gone at {after:yyyy-MM-dd HH:mm} UTC; resume it once the URL is fixed.";
-                    e.UpdatedAt = after;
-                }
+                status = DeliveryStatus.Failed;
+                gone.Add(d.EndpointId);
                 failed++;
             }
-            else if (d.Attempts > options.RetrySchedule.Length)
+            else if (attempt > options.RetrySchedule.Length)
             {
-                d.Status = DeliveryStatus.Failed;
+                status = DeliveryStatus.Failed;
                 failed++;
             }
             else
             {
-                d.Status = DeliveryStatus.Retrying;
-                d.NextAttemptAt = after + options.Backoff(d.Attempts, random);
+                status = DeliveryStatus.Retrying;
+                next = after + options.Backoff(attempt, random);
                 retrying++;
             }
+            attempts[i] = new DeliveryRows.Attempt(d.Id, status, attempt, o.Code, o.Excerpt, next, deliveredAt);
         }
-        for (var attempt = 0; ; attempt++)
+        await using (var tx = await db.Database.BeginTransactionAsync(ct))
         {
-            try
+            var recorded = await DeliveryRows.RecordAsync(db, token, after, attempts, ct);
+            // Our lease ran out and another worker took these rows over: its record wins.
+            if (recorded < attempts.Length)
+                log.LogWarning("Webhook lease {Token} expired before {Count} outcome(s) were recorded", token, attempts.Length - recorded);
+            foreach (var id in gone)
             {
-                await db.SaveChangesAsync(ct);
-                break;
+                var reason = $"The receiver answered 410 Gone at {after:yyyy-MM-dd HH:mm} UTC; resume it once the URL is fixed.";
+                await db.Set<WebhookEndpoint>().Where(e => e.Id == id && e.Enabled)
+                    .ExecuteUpdateAsync(s => s.SetProperty(e => e.Enabled, false).SetProperty(e => e.DisabledReason, reason).SetProperty(e => e.UpdatedAt, after), ct);
             }
-            catch (DbUpdateConcurrencyException ex) when (attempt < 1000)
-            {
-                // Our lease ran out and another worker took these rows over: its record wins; save the rest.
-                log.LogWarning("Webhook lease {Token} expired before {Count} outcome(s) were recorded", token, ex.Entries.Count);
-                foreach (var entry in ex.Entries) entry.State = EntityState.Detached;
-            }
+            await tx.CommitAsync(ct);
         }
         return new DispatchResult(0, rows.Count, delivered, retrying, failed);
     }

@@ -14,7 +14,8 @@ using Portal.Domain.Persistence;
 
 namespace Portal.Domain.Compliance.Retention;
 
-public sealed record ArchiveRunResult(int Projects, int Files, long EventsArchived);
+/// <summary>What a run archived; <paramref name="Writing"/> (read, JSON, gzip, fsync) and <paramref name="Deleting"/> (manifests and delete) say where its time went.</summary>
+public sealed record ArchiveRunResult(int Projects, int Files, long EventsArchived, TimeSpan Writing = default, TimeSpan Deleting = default);
 
 public sealed record ArchiveVerification(AuditVerification Chain, long ArchivedEvents, long DatabaseEvents, int Files);
 
@@ -47,14 +48,17 @@ public sealed class AuditArchiver(IDbContextFactory<PortalDbContext> dbFactory, 
             projects = await db.AuditChainHeads.AsNoTracking().Select(h => h.ProjectId).ToListAsync(ct);
         int files = 0, touched = 0;
         long events = 0;
+        TimeSpan writing = default, deleting = default;
         foreach (var p in projects)
         {
-            var (f, n) = await ArchiveProjectAsync(p, ct);
+            var (f, n, wr, del) = await ArchiveProjectTimedAsync(p, ct);
             if (n > 0) touched++;
             files += f;
             events += n;
+            writing += wr;
+            deleting += del;
         }
-        return new ArchiveRunResult(touched, files, events);
+        return new ArchiveRunResult(touched, files, events, writing, deleting);
     }
 
     private sealed class DayFile(string path, FileStream file)
@@ -64,10 +68,46 @@ public sealed class AuditArchiver(IDbContextFactory<PortalDbContext> dbFactory, 
         public readonly GZipStream Gzip = new(file, CompressionLevel.Fastest, leaveOpen: true);
         public long Count, FirstSeq, LastSeq;
         public byte[] FirstPrevHash = [], LastHash = [];
+        // Lines collect in Pending; a full chunk is compressed on another thread while the next one fills.
+        public ArrayBufferWriter<byte> Pending = new(ChunkBytes + 65536), Spare = new(ChunkBytes + 65536);
+        public Task? Compressing;
+
+        public void FlushChunk(bool wait)
+        {
+            Compressing?.GetAwaiter().GetResult();
+            Compressing = null;
+            if (Pending.WrittenCount > 0)
+            {
+                (Pending, Spare) = (Spare, Pending);
+                Pending.ResetWrittenCount();
+                var chunk = Spare;
+                Compressing = Task.Run(() => Gzip.Write(chunk.WrittenSpan));
+            }
+            if (wait) { Compressing?.GetAwaiter().GetResult(); Compressing = null; }
+        }
+
+        /// <summary>Waits for a running compression without throwing: cleanup after a failure.</summary>
+        public void Settle()
+        {
+            try { Compressing?.GetAwaiter().GetResult(); } catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException) { }
+            Compressing = null;
+        }
     }
+
+    private const int ChunkBytes = 1 << 20;
+
+    // A file, not a web page: keep quotes and non-ASCII as they are (the default encoder escapes " in every JSON detail).
+    private static readonly JsonWriterOptions LineOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping, SkipValidation = true };
 
     public async Task<(int Files, long Events)> ArchiveProjectAsync(Guid projectId, CancellationToken ct = default)
     {
+        var (files, events, _, _) = await ArchiveProjectTimedAsync(projectId, ct);
+        return (files, events);
+    }
+
+    private async Task<(int Files, long Events, TimeSpan Writing, TimeSpan Deleting)> ArchiveProjectTimedAsync(Guid projectId, CancellationToken ct)
+    {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         IReadOnlyDictionary<string, int> days;
         await using (var db = await dbFactory.CreateDbContextAsync(ct)) days = await retention.DaysAsync(db, projectId, ct);
         var now = clock.GetUtcNow();
@@ -79,10 +119,11 @@ public sealed class AuditArchiver(IDbContextFactory<PortalDbContext> dbFactory, 
         try
         {
             await Task.Run(() => Scan(projectId, cutoffs, latestCutoff, dir, open, seqs, ct), ct);
-            if (seqs.Count == 0) return (0, 0);
+            if (seqs.Count == 0) return (0, 0, default, default);
             var manifests = new List<AuditArchive>();
             foreach (var (day, f) in open)
             {
+                f.FlushChunk(wait: true);
                 await f.Gzip.DisposeAsync();
                 f.File.Flush(flushToDisk: true);
                 var size = f.File.Length;
@@ -99,6 +140,7 @@ public sealed class AuditArchiver(IDbContextFactory<PortalDbContext> dbFactory, 
                 });
             }
             open.Clear();
+            var writing = System.Diagnostics.Stopwatch.GetElapsedTime(started);
             try
             {
                 await CommitAsync(projectId, manifests, seqs, ct);
@@ -108,13 +150,16 @@ public sealed class AuditArchiver(IDbContextFactory<PortalDbContext> dbFactory, 
                 foreach (var m in manifests) File.Delete(Path.Combine(ArchiveDirectory, m.FileName));
                 throw;
             }
-            log.LogInformation("Archived {Count} audit events of project {Project} into {Files} file(s)", seqs.Count, projectId, manifests.Count);
-            return (manifests.Count, seqs.Count);
+            var deleting = System.Diagnostics.Stopwatch.GetElapsedTime(started) - writing;
+            log.LogInformation("Archived {Count} audit events of project {Project} into {Files} file(s): {Writing:F1} s writing, {Deleting:F1} s deleting",
+                seqs.Count, projectId, manifests.Count, writing.TotalSeconds, deleting.TotalSeconds);
+            return (manifests.Count, seqs.Count, writing, deleting);
         }
         finally
         {
             foreach (var f in open.Values)
             {
+                f.Settle();
                 f.Gzip.Dispose();
                 f.File.Dispose();
                 File.Delete(f.Path);
@@ -126,11 +171,11 @@ public sealed class AuditArchiver(IDbContextFactory<PortalDbContext> dbFactory, 
     {
         using var rows = AuditRows.Open(database, "WHERE project_id = @p AND occurred_at < @c ORDER BY seq",
             [("@p", AuditReader.Id(database, projectId)), ("@c", AuditReader.Time(database, new DateTimeOffset(latestCutoff, TimeSpan.Zero)))]);
-        var buffer = new ArrayBufferWriter<byte>(4096);
-        using var w = new Utf8JsonWriter(buffer);
+        using var w = new Utf8JsonWriter(Stream.Null, LineOptions);
         var cSec = cutoffs[EventClasses.SecurityConfig];
         var cQuery = cutoffs[EventClasses.Query];
         var cAct = cutoffs[EventClasses.Activity];
+        Span<byte> hex = stackalloc byte[2 * AuditHash.Size];
         while (rows.Read())
         {
             if ((seqs.Count & 0xFFFF) == 0) ct.ThrowIfCancellationRequested();
@@ -149,44 +194,54 @@ public sealed class AuditArchiver(IDbContextFactory<PortalDbContext> dbFactory, 
             var seq = rows.Int64(AuditRows.Seq);
             if (f.Count == 0) { f.FirstSeq = seq; f.FirstPrevHash = rows.Blob(AuditRows.PrevHash).ToArray(); }
             f.LastSeq = seq;
-            f.LastHash = rows.Blob(AuditRows.Hash).ToArray();
             f.Count++;
             seqs.Add(seq);
-            buffer.ResetWrittenCount();
-            w.Reset();
-            WriteLine(w, rows, projectId, seq, ticks);
+            w.Reset(f.Pending);
+            WriteLine(w, rows, projectId, seq, ticks, hex);
             w.Flush();
-            f.Gzip.Write(buffer.WrittenSpan);
-            f.Gzip.WriteByte((byte)'\n');
+            f.Pending.Write("\n"u8);
+            if (f.Pending.WrittenCount >= ChunkBytes) f.FlushChunk(wait: false);
+            var hash = rows.Blob(AuditRows.Hash);
+            if (f.LastHash.Length != hash.Length) f.LastHash = new byte[hash.Length];
+            hash.CopyTo(f.LastHash);
         }
     }
 
-    private static readonly string[] TextColumns =
+    private static readonly JsonEncodedText?[] TextColumns = Names(
     [
         "", "", "", "", "", "", "event_type", "resource_type", "resource_id", "action", "actor_type", "actor_id", "actor_email", "actor_role", "session_id",
         "details", "before_state", "after_state", "prompt", "sql_text", "tables_accessed", "", "error_message", "", "", "security_level",
         "data_classifications", "client_ip", "user_agent", "request_id",
-    ];
+    ]);
 
-    private static void WriteLine(Utf8JsonWriter w, AuditRows rows, Guid projectId, long seq, long ticks)
+    private static JsonEncodedText?[] Names(string[] names) => names.Select(n => n.Length == 0 ? (JsonEncodedText?)null : JsonEncodedText.Encode(n)).ToArray();
+
+    private static void WriteLine(Utf8JsonWriter w, AuditRows rows, Guid projectId, long seq, long ticks, Span<byte> hex)
     {
         w.WriteStartObject();
         w.WriteString("project_id"u8, projectId);
         w.WriteNumber("seq"u8, seq);
         w.WriteString("id"u8, rows.Guid(AuditRows.Id));
-        w.WriteString("prev_hash"u8, Convert.ToHexStringLower(rows.Blob(AuditRows.PrevHash)));
-        w.WriteString("hash"u8, Convert.ToHexStringLower(rows.Blob(AuditRows.Hash)));
+        w.WriteString("prev_hash"u8, Hex(rows.Blob(AuditRows.PrevHash), hex));
+        w.WriteString("hash"u8, Hex(rows.Blob(AuditRows.Hash), hex));
         w.WriteNumber("occurred_at_ticks"u8, ticks);
         w.WriteString("occurred_at"u8, new DateTime(ticks, DateTimeKind.Utc));
         for (var c = 6; c < TextColumns.Length; c++)
         {
-            if (TextColumns[c].Length == 0 || rows.IsNull(c)) continue;
-            w.WriteString(TextColumns[c], rows.Utf8(c));
+            if (TextColumns[c] is not { } name || rows.IsNull(c)) continue;
+            w.WriteString(name, rows.Utf8(c));
         }
         w.WriteBoolean("success"u8, rows.Bool(AuditRows.Success));
         if (!rows.IsNull(AuditRows.DurationMs)) w.WriteNumber("duration_ms"u8, rows.Int64(AuditRows.DurationMs));
         if (!rows.IsNull(AuditRows.RowsReturned)) w.WriteNumber("rows_returned"u8, rows.Int64(AuditRows.RowsReturned));
         w.WriteEndObject();
+    }
+
+    private static ReadOnlySpan<byte> Hex(ReadOnlySpan<byte> bytes, Span<byte> destination)
+    {
+        if (bytes.Length * 2 > destination.Length) return Encoding.ASCII.GetBytes(Convert.ToHexStringLower(bytes));
+        Convert.TryToHexStringLower(bytes, destination, out var n);
+        return destination[..n];
     }
 
     private async Task CommitAsync(Guid projectId, List<AuditArchive> manifests, List<long> seqs, CancellationToken ct)
