@@ -36,7 +36,8 @@ public static class Program
                   siem-export       [sqlite|postgres] [events=300000]
                   webhook-dispatch  [sqlite|postgres] [deliveries=5000]
                   archive           [sqlite|postgres] [events=1000000]
-                  report-soc2   [sqlite|postgres|both] [events=1000000]
+                  report-soc2   [sqlite|postgres|both] [events=1000000] [keep=0]
+                  report-soc2-at <sqlite|postgres> <connection-string> <project-id> <folder> [runs=1]   (a database kept by report-soc2 ... 1)
                 PostgreSQL runs need PORTAL_BENCH_PG (an admin connection string); each run creates and drops its own database.
                 """);
             return 2;
@@ -77,7 +78,10 @@ public static class Program
             case "siem-export" or "webhook-dispatch" or "archive":
                 return await IntegrationsBench.RunAsync(args[0], rest);
             case "report-soc2":
-                foreach (var p in Providers(rest)) await ReportBench.RunAsync(p, Arg(rest, 1, 1_000_000));
+                foreach (var p in Providers(rest)) await ReportBench.RunAsync(p, Arg(rest, 1, 1_000_000), Arg(rest, 2, 0) == 1);
+                return 0;
+            case "report-soc2-at":
+                await ReportBench.RunExistingAsync(ParseProvider(rest[0]), rest[1], Guid.Parse(rest[2]), rest[3], (int)Arg(rest, 4, 1));
                 return 0;
             case "report-seed":
                 await ReportBench.SeedAsync(new PortalDatabase(ParseProvider(rest[0]), rest[1]), long.Parse(rest[2], CultureInfo.InvariantCulture), Guid.Parse(rest[3]));

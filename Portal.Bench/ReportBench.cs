@@ -28,11 +28,11 @@ internal static class ReportBench
         return (to.AddDays(-30), to);
     }
 
-    public static async Task RunAsync(DatabaseProvider provider, long events)
+    public static async Task RunAsync(DatabaseProvider provider, long events, bool keep = false)
     {
         Console.WriteLine($"== report-soc2 {provider}: SOC 2 report over 30 days holding {events:N0} events");
-        await using var db = await BenchDatabase.CreateAsync(provider);
-        var services = Services(db);
+        var db = await BenchDatabase.CreateAsync(provider);
+        var services = Services(db.Database, db.Folder);
         var factory = services.GetRequiredService<IDbContextFactory<PortalDbContext>>();
         var projectId = Guid.CreateVersion7();
         await using (var ctx = await factory.CreateDbContextAsync())
@@ -55,13 +55,38 @@ internal static class ReportBench
             if (child.ExitCode != 0) throw new InvalidOperationException("seeding failed: " + output);
         }
         Console.WriteLine($"   seeded {events:N0} events in {sw.Elapsed.TotalSeconds:F1} s (child process)");
+        await MeasureAsync(services, provider, projectId);
+        await services.DisposeAsync();
+        if (keep)
+        {
+            // Seeding a million events takes minutes on a loaded machine: keep the database to measure again with report-soc2-at.
+            Console.WriteLine($"   kept: report-soc2-at {(provider == DatabaseProvider.Sqlite ? "sqlite" : "postgres")} \"{db.Database.ConnectionString}\" {projectId} \"{db.Folder}\"");
+            return;
+        }
+        await db.DisposeAsync();
+    }
 
+    /// <summary>Measures the report again on a database kept by <c>report-soc2 ... keep=1</c> (the period is the same 30 days while the date stays the same).</summary>
+    public static async Task RunExistingAsync(DatabaseProvider provider, string connectionString, Guid projectId, string folder, int runs)
+    {
+        for (var i = 0; i < runs; i++)
+        {
+            Console.WriteLine($"== report-soc2-at {provider}: run {i + 1} of {runs}");
+            await using var services = Services(new PortalDatabase(provider, connectionString), folder);
+            await MeasureAsync(services, provider, projectId);
+        }
+    }
+
+    private static async Task MeasureAsync(ServiceProvider services, DatabaseProvider provider, Guid projectId)
+    {
+        var factory = services.GetRequiredService<IDbContextFactory<PortalDbContext>>();
         var reports = services.GetRequiredService<ComplianceReportService>();
         await services.GetRequiredService<ReportSigner>().CertificateAsync(); // the one-time certificate generation is not part of a report
         var (from, to) = Period();
         GC.Collect();
         var before = Process.GetCurrentProcess().WorkingSet64;
-        sw.Restart();
+        var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+        var sw = Stopwatch.StartNew();
         var requested = await reports.RequestAsync(projectId, Guid.Empty, new ReportParameters { Type = ReportTypes.Soc2, From = from, To = to });
         var requestTime = sw.Elapsed;
         await reports.GenerateAsync(projectId, requested.ReportId, "bench");
@@ -70,23 +95,23 @@ internal static class ReportBench
         if (report.Status != ReportStatus.Ready) throw new InvalidOperationException(report.Error);
         var proc = Process.GetCurrentProcess();
         Console.WriteLine($"   report {report.EventCount:N0} events, PDF {report.PdfSize / 1024.0:F0} KB, chain ok {report.ChainOk}: " +
-            $"{sw.Elapsed.TotalSeconds:F2} s (request incl. COUNT {requestTime.TotalSeconds:F2} s), CPU {proc.TotalProcessorTime.TotalSeconds:F1} s total in process");
+            $"{sw.Elapsed.TotalSeconds:F2} s (request incl. COUNT {requestTime.TotalSeconds:F2} s), CPU {(proc.TotalProcessorTime - cpuBefore).TotalSeconds:F1} s during the report, " +
+            $"{proc.TotalProcessorTime.TotalSeconds:F1} s total in process");
         Console.WriteLine($"   peak working set {proc.PeakWorkingSet64 / 1048576.0:F0} MB (before the report {before / 1048576.0:F0} MB), GC heap peak {GC.GetGCMemoryInfo().HeapSizeBytes / 1048576.0:F0} MB");
         await using var ctx2 = await factory.CreateDbContextAsync();
         var pdf = await ctx2.ComplianceReportFiles.Where(f => f.ReportId == report.Id).Select(f => f.Pdf).SingleAsync();
         var file = Path.Combine(Path.GetTempPath(), $"bench-soc2-{provider}.pdf".ToLowerInvariant());
         await File.WriteAllBytesAsync(file, pdf);
         Console.WriteLine($"   PDF kept at {file}; signature valid: {ReportSigner.Verify(pdf).Valid}");
-        await services.DisposeAsync();
     }
 
-    private static ServiceProvider Services(BenchDatabase db)
+    private static ServiceProvider Services(PortalDatabase database, string folder)
     {
         var config = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
         {
-            ["Database:Provider"] = db.Database.Provider.ToString(),
-            ["Database:ConnectionString"] = db.Database.ConnectionString,
-            ["Database:DataDirectory"] = db.Folder,
+            ["Database:Provider"] = database.Provider.ToString(),
+            ["Database:ConnectionString"] = database.ConnectionString,
+            ["Database:DataDirectory"] = folder,
         }).Build();
         var services = new ServiceCollection();
         services.AddSingleton<IConfiguration>(config);

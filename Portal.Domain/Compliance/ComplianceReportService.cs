@@ -105,7 +105,7 @@ public sealed class ComplianceReportService(
     internal async Task<ComplianceReport> CreateRowAsync(PortalDbContext db, Guid projectId, ReportParameters p, Guid? userId, string? email, Guid? scheduleId, CancellationToken ct)
     {
         var maxSeq = await db.AuditChainHeads.AsNoTracking().Where(h => h.ProjectId == projectId).Select(h => (long?)h.Seq).FirstOrDefaultAsync(ct) ?? 0;
-        var count = await db.AuditEvents.AsNoTracking().CountAsync(e => e.ProjectId == projectId && e.OccurredAt >= p.From && e.OccurredAt < p.To && e.Seq <= maxSeq, ct);
+        var count = await ReportQueries.CountAsync(database, projectId, p.From, p.To, maxSeq, ct);
         var report = new ComplianceReport
         {
             ProjectId = projectId,

@@ -37,6 +37,36 @@ public sealed class ReportDataBuilder(IDbContextFactory<PortalDbContext> dbFacto
     public async Task<ReportData> BuildAsync(ComplianceReport report, ReportParameters p, string generatedBy, DateTimeOffset generatedAt,
         Func<int, string, Task> progress, CancellationToken ct)
     {
+        // The chain verification re-hashes the project's whole chain and does not depend on anything below: it runs
+        // from the start, on its own connection and thread, alongside the aggregation. Its result is awaited (never
+        // skipped or cached) before the report is assembled.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var verification = Task.Run(() => verifier.VerifyAsync(report.ProjectId, stop.Token), stop.Token);
+        Task<ReportTotals>? totalsTask = null;
+        try
+        {
+            await using var q = await ReportQueries.OpenAsync(database, report.ProjectId, p.From, p.To, report.MaxSeq, p, ct);
+            // The period's single aggregation pass, on a second connection and thread of its own.
+            totalsTask = Task.Run(async () =>
+            {
+                await using var fold = await q.OpenSiblingAsync(stop.Token);
+                return await ReportTotals.LoadAsync(fold, stop.Token);
+            }, stop.Token);
+            await progress(10, "Counting events and verifying the audit chain");
+            return await BuildAsync(report, p, generatedBy, generatedAt, q, totalsTask, verification, progress, ct);
+        }
+        catch
+        {
+            await stop.CancelAsync();
+            try { await verification; } catch (Exception) { /* the first failure is the one reported */ }
+            if (totalsTask is not null) try { await totalsTask; } catch (Exception) { /* likewise */ }
+            throw;
+        }
+    }
+
+    private async Task<ReportData> BuildAsync(ComplianceReport report, ReportParameters p, string generatedBy, DateTimeOffset generatedAt,
+        ReportQueries q, Task<ReportTotals> totalsTask, Task<AuditVerification> verification, Func<int, string, Task> progress, CancellationToken ct)
+    {
         await using var ef = await dbFactory.CreateDbContextAsync(ct);
         var projectName = await ef.Projects.AsNoTracking().Where(x => x.Id == report.ProjectId).Select(x => x.Name).FirstOrDefaultAsync(ct) ?? "(deleted project)";
         var keys = await ef.ApiKeys.AsNoTracking().Where(k => k.ProjectId == report.ProjectId).OrderBy(k => k.CreatedAt).ToListAsync(ct);
@@ -44,84 +74,72 @@ public sealed class ReportDataBuilder(IDbContextFactory<PortalDbContext> dbFacto
         var queryInfo = (await ef.Set<Gateway.Catalog.ApprovedQuery>().AsNoTracking().Where(q => q.ProjectId == report.ProjectId)
             .Select(q => new { q.Id, q.Name, q.Description }).ToListAsync(ct))
             .ToDictionary(q => q.Id.ToString(), q => (q.Name, q.Description), StringComparer.OrdinalIgnoreCase);
+        // Sections read from other tables are gathered while the aggregation runs.
+        var members = p.Type == ReportTypes.Soc2 ? await MembersSection(ef, report.ProjectId, ct) : null;
+        var roleChanges = p.Type == ReportTypes.Soc2 ? await RoleChangesSection(ef, report.ProjectId, p, ct) : null;
+        var retentionNotes = p.Type == ReportTypes.Gdpr ? await retention.DescribeAsync(report.ProjectId, ct) : null;
+        var archivedBefore = await retention.ArchivedBeforeAsync(report.ProjectId, ct);
 
-        await using var q = await ReportQueries.OpenAsync(database, report.ProjectId, p.From, p.To, report.MaxSeq, p, ct);
         string Principal(string? type, string? id, string? email) =>
             email is { Length: > 0 } ? email
             : type == "api_key" && id is not null && keyNames.TryGetValue(id, out var n) ? n
             : type == "api_key" ? $"API key {id ?? "(unknown)"}"
             : id is { Length: > 0 } ? $"{type} {id}" : type ?? "unknown";
 
-        // 1. One scan of the period: daily activity and the headline totals.
-        await progress(10, "Counting events by day");
-        var daily = new SortedDictionary<DateOnly, (long Ok, long Denied)>();
-        long total = 0, executed = 0, denied = 0, keyRejected = 0, changes = 0, alertLevel = 0, failures = 0;
-        await q.QueryAsync($"{q.DayExpr}, count(*), sum(CASE WHEN {q.SuccessTrue} THEN 1 ELSE 0 END), " +
-            $"sum(CASE WHEN event_type = '{ReportQueries.ExecutedEvent}' THEN 1 ELSE 0 END), sum(CASE WHEN event_type = '{ReportQueries.DeniedEvent}' THEN 1 ELSE 0 END), " +
-            $"sum(CASE WHEN event_type = '{ReportQueries.KeyRejectedEvent}' THEN 1 ELSE 0 END), sum(CASE WHEN before_state IS NOT NULL OR after_state IS NOT NULL THEN 1 ELSE 0 END), " +
-            "sum(CASE WHEN security_level = 'alert' THEN 1 ELSE 0 END)",
-            null, $"GROUP BY {q.DayExpr}", r =>
-            {
-                var n = ReportQueries.Long(r, 1); var ok = ReportQueries.Long(r, 2);
-                daily[q.Day(ReportQueries.Long(r, 0))] = (ok, n - ok);
-                total += n; failures += n - ok;
-                executed += ReportQueries.Long(r, 3); denied += ReportQueries.Long(r, 4); keyRejected += ReportQueries.Long(r, 5);
-                changes += ReportQueries.Long(r, 6); alertLevel += ReportQueries.Long(r, 7);
-            }, ct);
+        var totals = await totalsTask;
         var days = new List<DayActivity>();
         for (var d = DateOnly.FromDateTime(p.From.UtcDateTime); d.ToDateTime(TimeOnly.MinValue) < p.To.UtcDateTime; d = d.AddDays(1))
-            days.Add(daily.TryGetValue(d, out var v) ? new DayActivity(d, v.Ok, v.Denied) : new DayActivity(d, 0, 0));
-
-        // 2. Denials by reason (failed events only: served by the same index, a small share of the trail).
-        await progress(25, "Grouping denials by reason");
+            days.Add(totals.Daily.TryGetValue(d, out var v) ? new DayActivity(d, v.Ok, v.Failed) : new DayActivity(d, 0, 0));
         var reasons = new Dictionary<string, long>();
-        await q.QueryAsync($"event_type, {q.OutcomeExpr}, action, count(*)", $"NOT ({q.SuccessTrue})", $"GROUP BY event_type, {q.OutcomeExpr}, action", r =>
-        {
-            var type = ReportQueries.Str(r, 0)!;
-            var reason = type == ReportQueries.DeniedEvent ? Humanize(ReportQueries.Str(r, 1) ?? "denied")
-                : type == ReportQueries.KeyRejectedEvent ? "API key " + (ReportQueries.Str(r, 2) ?? "rejected")
-                : type;
-            reasons[reason] = reasons.GetValueOrDefault(reason) + ReportQueries.Long(r, 3);
-        }, ct);
+        foreach (var (k, t) in totals.FailuresBy) reasons[ReportTotals.Reason(k)] = reasons.GetValueOrDefault(ReportTotals.Reason(k)) + t.Count;
         var byReason = reasons.OrderByDescending(x => x.Value).ThenBy(x => x.Key, StringComparer.Ordinal).Select(x => new ReasonCount(x.Key, x.Value)).ToList();
+        long total = totals.Total;
 
         var sections = new List<ReportSection>();
         var notes = new List<string>();
         var headlines = new List<Headline>
         {
             new("Events in period", N(total)),
-            new("Queries executed", N(executed)),
-            new("Queries denied", N(denied)),
-            new("API keys rejected", N(keyRejected)),
-            new("Failed or refused actions", N(failures)),
-            new("Configuration changes", N(changes)),
+            new("Queries executed", N(totals.Executed)),
+            new("Queries denied", N(totals.Denied)),
+            new("API keys rejected", N(totals.KeyRejected)),
+            new("Failed or refused actions", N(totals.Failures)),
+            new("Configuration changes", N(totals.Changes)),
         };
 
         await progress(40, "Collecting report sections");
         switch (p.Type)
         {
             case ReportTypes.Soc2:
-                headlines.Add(new("Alert-level events", N(alertLevel)));
-                sections.Add(await MembersSection(ef, report.ProjectId, ct));
-                sections.Add(await RoleChangesSection(ef, report.ProjectId, p, ct));
+            {
+                headlines.Add(new("Alert-level events", N(totals.AlertLevel)));
+                sections.Add(members!);
+                sections.Add(roleChanges!);
                 sections.Add(KeysSection(keys, p.To));
-                sections.Add(await ExecutionsByPrincipal(q, Principal, null, "Query executions by principal and classification",
-                    "Successful gateway executions in the period, grouped by who ran them and the classifications of the data read.", ct));
-                sections.Add(await DenialsByPrincipal(q, Principal, ct));
+                sections.Add(ExecutionsByPrincipal(totals, Principal, "Query executions by principal and classification",
+                    "Successful gateway executions in the period, grouped by who ran them and the classifications of the data read."));
+                sections.Add(DenialsByPrincipal(totals, Principal));
+                // The totals name the event types present, so each list reads only its own types through the
+                // (project_id, event_type, occurred_at) index instead of filtering every event of the period.
+                var suggestionTypes = totals.Types.Where(x => x.Value.Suggestion).Select(x => x.Key).ToList();
+                var changeTypes = totals.Types.Where(x => !x.Value.Suggestion && !x.Value.Alert && x.Value.WithState > 0).Select(x => x.Key).ToList();
+                var alertTypes = totals.Types.Where(x => x.Value.Alert).Select(x => x.Key).ToList();
                 sections.Add(await EventList(q, Principal, "Approvals given",
                     "Governance decisions recorded in the trail (suggestion.* events): who approved or rejected what.",
-                    "event_type LIKE 'suggestion.%'", [], false, ct));
-                sections.Add(await ConfigChanges(q, Principal, ct));
-                sections.Add(await AlertsSection(q, ct));
+                    "event_type LIKE 'suggestion.%'", [], false, ct,
+                    only: (suggestionTypes, totals.Types.Where(x => x.Value.Suggestion).Sum(x => x.Value.Count))));
+                sections.Add(await ConfigChanges(q, Principal, ct, (changeTypes, totals.Types.Where(x => !x.Value.Suggestion && !x.Value.Alert).Sum(x => x.Value.WithState))));
+                sections.Add(await AlertsSection(q, ct, alertTypes));
                 sections.Add(await SignInsSection(q, p, ct));
                 break;
+            }
             case ReportTypes.Gdpr:
                 sections.Add(await ExecutionsByQuery(q, Principal, queryInfo, ["pii", "custom:pii"], "Access to personal data",
                     "Gateway calls whose query is classified pii, by principal and purpose (the approved query's description).", ct));
                 sections.Add(await ExportsSection(q, Principal, ct));
                 sections.Add(await SubjectSection(q, Principal, p.SubjectIdentifier, ct));
                 sections.Add(new ReportSection("Retention settings in force", null,
-                    new ReportTable([new ReportColumn("Setting", 1)], (await retention.DescribeAsync(report.ProjectId, ct)).Select(s => new[] { s }).ToList(), 1)));
+                    new ReportTable([new ReportColumn("Setting", 1)], retentionNotes!.Select(s => new[] { s }).ToList(), 1)));
                 notes.Add("The audit trail records each call's parameters and a response summary (row counts, masking), not the result rows themselves: " +
                     "a data subject who appears only in returned rows cannot be found by the subject search.");
                 break;
@@ -145,13 +163,13 @@ public sealed class ReportDataBuilder(IDbContextFactory<PortalDbContext> dbFacto
         }
 
         // Retention: say which part of the period is no longer in the live trail.
-        if (await retention.ArchivedBeforeAsync(report.ProjectId, ct) is { } horizon && horizon > p.From)
+        if (archivedBefore is { } horizon && horizon > p.From)
             notes.Insert(0, $"Events before {Stamp(horizon)} have been archived by the retention policy: the part of the period from {Stamp(p.From)} " +
                 $"to {Stamp(horizon < p.To ? horizon : p.To)} is not in the live trail and is not counted in this report.");
         if (total == 0) notes.Insert(0, "No activity: the audit trail holds no events for this project in the period.");
 
         await progress(70, "Verifying the audit chain");
-        var chain = await ChainAsync(q, report.ProjectId, ct);
+        var chain = await ChainAsync(q, totals, await verification, ct);
 
         return new ReportData
         {
@@ -172,14 +190,12 @@ public sealed class ReportDataBuilder(IDbContextFactory<PortalDbContext> dbFacto
         return list;
     }
 
-    private async Task<ChainResult> ChainAsync(ReportQueries q, Guid projectId, CancellationToken ct)
+    private static async Task<ChainResult> ChainAsync(ReportQueries q, ReportTotals totals, AuditVerification v, CancellationToken ct)
     {
-        long first = 0, last = 0;
-        await q.QueryAsync("min(seq), max(seq)", null, null, r => { first = ReportQueries.Long(r, 0); last = ReportQueries.Long(r, 1); }, ct);
+        long first = totals.FirstSeq, last = totals.LastSeq;
         string? lastHash = null;
         if (last > 0)
             await q.RawAsync("SELECT hash FROM audit_events WHERE project_id = @p AND seq = @s", r => lastHash = Convert.ToHexStringLower((byte[])r.GetValue(0)), ct, ("@s", last));
-        var v = await verifier.VerifyAsync(projectId, ct);
         // Archived events left the database: the chain is anchored on (or re-read from) the archive files' manifests.
         var archived = v.ArchivedEvents > 0 ? $" ({N(v.ArchivedEvents)} of them in archive files, linked through the archive manifests)" : "";
         var message = v.Ok
@@ -231,16 +247,13 @@ public sealed class ReportDataBuilder(IDbContextFactory<PortalDbContext> dbFacto
             [new("Key", 3), new("Role", 1.1), new("Scopes", 2.4), new("Age", 0.9, ColumnAlign.Right), new("Last used", 2), new("Status", 1.6)], table, table.Count);
     }
 
-    private static async Task<ReportSection> ExecutionsByPrincipal(ReportQueries q, Func<string?, string?, string?, string> principal, string? where,
-        string title, string intro, CancellationToken ct)
+    private static ReportSection ExecutionsByPrincipal(ReportTotals totals, Func<string?, string?, string?, string> principal, string title, string intro)
     {
-        var rows = new List<(string Who, string Labels, long Count, long Rows, DateTimeOffset Last)>();
-        await q.QueryAsync("actor_type, actor_id, actor_email, data_classifications, count(*), sum(coalesce(rows_returned, 0)), max(occurred_at)",
-            $"event_type = '{ReportQueries.ExecutedEvent}'" + (where is null ? "" : $" AND ({where})"),
-            "GROUP BY actor_type, actor_id, actor_email, data_classifications", r =>
-                rows.Add((principal(ReportQueries.Str(r, 0), ReportQueries.Str(r, 1), ReportQueries.Str(r, 2)), Labels(ReportQueries.Str(r, 3)),
-                    ReportQueries.Long(r, 4), ReportQueries.Long(r, 5), q.Time(r.GetValue(6)))), ct);
-        var table = rows.OrderByDescending(r => r.Count).ThenBy(r => r.Who, StringComparer.Ordinal).Take(MaxRows)
+        var rows = totals.Executions.Select(x => (Who: principal(x.Key.Who.Type, x.Key.Who.Id, x.Key.Who.Email), Labels: Labels(x.Key.Classifications),
+            x.Value.Count, x.Value.Rows, x.Value.Last)).ToList();
+        // Ties after count and principal are ordered by every shown column, so a report is the same on both databases.
+        var table = rows.OrderByDescending(r => r.Count).ThenBy(r => r.Who, StringComparer.Ordinal).ThenBy(r => r.Labels, StringComparer.Ordinal)
+            .ThenByDescending(r => r.Rows).ThenByDescending(r => r.Last).Take(MaxRows)
             .Select(r => new[] { r.Who, r.Labels, N(r.Count), N(r.Rows), Stamp(r.Last) }).ToList();
         return Section(title, intro, [new("Principal", 3.4), new("Classifications", 2.2), new("Executions", 1.3, ColumnAlign.Right),
             new("Rows", 1.1, ColumnAlign.Right), new("Last (UTC)", 2.15)], table, rows.Count);
@@ -268,31 +281,35 @@ public sealed class ReportDataBuilder(IDbContextFactory<PortalDbContext> dbFacto
             new("Denied", 1.15, ColumnAlign.Right), new("Rows", 1, ColumnAlign.Right), new("Last (UTC)", 2.15)], rows, stats.Count);
     }
 
-    private static async Task<ReportSection> DenialsByPrincipal(ReportQueries q, Func<string?, string?, string?, string> principal, CancellationToken ct)
+    private static ReportSection DenialsByPrincipal(ReportTotals totals, Func<string?, string?, string?, string> principal)
     {
-        var stats = new List<(long Count, string[] Row)>();
-        await q.QueryAsync($"actor_type, actor_id, actor_email, event_type, {q.OutcomeExpr}, action, count(*), max(occurred_at)",
-            $"NOT ({q.SuccessTrue})", $"GROUP BY actor_type, actor_id, actor_email, event_type, {q.OutcomeExpr}, action", r =>
-            {
-                var type = ReportQueries.Str(r, 3)!;
-                var reason = type == ReportQueries.DeniedEvent ? Humanize(ReportQueries.Str(r, 4) ?? "denied")
-                    : type == ReportQueries.KeyRejectedEvent ? "API key " + (ReportQueries.Str(r, 5) ?? "rejected") : type;
-                var n = ReportQueries.Long(r, 6);
-                stats.Add((n, [principal(ReportQueries.Str(r, 0), ReportQueries.Str(r, 1), ReportQueries.Str(r, 2)), reason, N(n), Stamp(q.Time(r.GetValue(7)))]));
-            }, ct);
-        var rows = stats.OrderByDescending(s => s.Count).ThenBy(s => s.Row[0], StringComparer.Ordinal).Take(MaxRows).Select(s => s.Row).ToList();
+        var stats = totals.FailuresBy.Select(x => (x.Value.Count, Last: x.Value.Last,
+            Row: new[] { principal(x.Key.Who.Type, x.Key.Who.Id, x.Key.Who.Email), ReportTotals.Reason(x.Key), N(x.Value.Count), Stamp(x.Value.Last) })).ToList();
+        var rows = stats.OrderByDescending(s => s.Count).ThenBy(s => s.Row[0], StringComparer.Ordinal).ThenBy(s => s.Row[1], StringComparer.Ordinal)
+            .ThenByDescending(s => s.Last).Take(MaxRows).Select(s => s.Row).ToList();
         return Section("Denied and blocked attempts", "Refused gateway calls, rejected API keys and other failed actions, by principal and reason.",
             [new("Principal", 3.4), new("Reason", 2.6), new("Attempts", 1.2, ColumnAlign.Right), new("Last (UTC)", 2.15)], rows, stats.Count);
     }
 
-    private static async Task<ReportSection> ConfigChanges(ReportQueries q, Func<string?, string?, string?, string> principal, CancellationToken ct) =>
+    private static async Task<ReportSection> ConfigChanges(ReportQueries q, Func<string?, string?, string?, string> principal, CancellationToken ct,
+        (IReadOnlyList<string> Types, long Total)? only = null) =>
         await EventList(q, principal, "Configuration changes", "Portal changes with their state before and after (members, modules, keys, rate limits, queries, masks).",
-            "(before_state IS NOT NULL OR after_state IS NOT NULL) AND event_type NOT LIKE 'suggestion.%' AND event_type NOT LIKE 'alert.%'", [], false, ct, withStates: true);
+            "(before_state IS NOT NULL OR after_state IS NOT NULL) AND event_type NOT LIKE 'suggestion.%' AND event_type NOT LIKE 'alert.%'", [], false, ct, withStates: true, only: only);
 
+    /// <param name="only">
+    /// When the caller already knows which event types can match <paramref name="where"/> and how many events do (from
+    /// <see cref="ReportTotals"/>): the list reads only those types and skips the count.
+    /// </param>
     private static async Task<ReportSection> EventList(ReportQueries q, Func<string?, string?, string?, string> principal, string title, string intro,
-        string? where, (string, object)[] ps, bool newestFirst, CancellationToken ct, bool withStates = false, string? highlight = null)
+        string? where, (string, object)[] ps, bool newestFirst, CancellationToken ct, bool withStates = false, string? highlight = null,
+        (IReadOnlyList<string> Types, long Total)? only = null)
     {
         var rows = new List<string[]>();
+        if (only is { } o)
+        {
+            if (o.Types.Count == 0) return Section(title, intro, [], rows, 0);
+            (where, ps) = WithTypes(where, ps, o.Types);
+        }
         await q.QueryAsync("occurred_at, event_type, actor_type, actor_id, actor_email, resource_type, resource_id, before_state, after_state, success, error_message, details",
             where, $"ORDER BY occurred_at {(newestFirst ? "DESC" : "ASC")}, seq LIMIT {MaxRows + 1}", r =>
             {
@@ -308,7 +325,8 @@ public sealed class ReportDataBuilder(IDbContextFactory<PortalDbContext> dbFacto
         if (rows.Count > MaxRows)
         {
             rows.RemoveAt(rows.Count - 1);
-            await q.QueryAsync("count(*)", where, null, r => total = ReportQueries.Long(r, 0), ct, ps);
+            if (only is { } known) total = known.Total;
+            else await q.QueryAsync("count(*)", where, null, r => total = ReportQueries.Long(r, 0), ct, ps);
         }
         return Section(title, intro, [new("When (UTC)", 2.45), new("Event", 3.05), new("Actor", 2.5), new("Resource", 2.3),
             new(withStates ? "Before → after" : "Detail", 3.4)], rows, total);
@@ -348,19 +366,31 @@ public sealed class ReportDataBuilder(IDbContextFactory<PortalDbContext> dbFacto
             [new("Principal", 3.6), new("Off-hours runs", 1.4, ColumnAlign.Right), new("On weekends", 1.4, ColumnAlign.Right), new("Last (UTC)", 2.15)], rows, stats.Count);
     }
 
-    private static async Task<ReportSection> AlertsSection(ReportQueries q, CancellationToken ct)
+    private static (string Where, (string, object)[] Parameters) WithTypes(string? where, (string, object)[] ps, IReadOnlyList<string> types)
+    {
+        var names = types.Select((_, i) => $"@only{i}").ToArray();
+        var sql = $"event_type IN ({string.Join(", ", names)})" + (where is null ? "" : $" AND ({where})");
+        return (sql, [.. ps, .. types.Select((t, i) => (names[i], (object)t))]);
+    }
+
+    /// <param name="alertTypes">The period's event types matching alert.* (from <see cref="ReportTotals"/>).</param>
+    private static async Task<ReportSection> AlertsSection(ReportQueries q, CancellationToken ct, IReadOnlyList<string> alertTypes)
     {
         var rows = new List<(DateTimeOffset Raised, string[] Row)>();
-        await q.QueryAsync("resource_id, min(occurred_at), " +
-            "min(CASE WHEN event_type LIKE '%acknowledg%' THEN occurred_at END), min(CASE WHEN event_type LIKE '%resolv%' THEN occurred_at END), max(action), count(*)",
-            "event_type LIKE 'alert.%'", "GROUP BY resource_id", r =>
-            {
-                var raised = q.Time(r.GetValue(1));
-                DateTimeOffset? ack = r.IsDBNull(2) ? null : q.Time(r.GetValue(2));
-                DateTimeOffset? res = r.IsDBNull(3) ? null : q.Time(r.GetValue(3));
-                rows.Add((raised, [ReportQueries.Str(r, 0) ?? "(no id)", ReportQueries.Str(r, 4) ?? "", Stamp(raised),
-                    ack is { } a ? Duration(a - raised) : "not acknowledged", res is { } s ? Duration(s - raised) : "not resolved"]));
-            }, ct);
+        if (alertTypes.Count > 0)
+        {
+            var (where, ps) = WithTypes("event_type LIKE 'alert.%'", [], alertTypes);
+            await q.QueryAsync("resource_id, min(occurred_at), " +
+                "min(CASE WHEN event_type LIKE '%acknowledg%' THEN occurred_at END), min(CASE WHEN event_type LIKE '%resolv%' THEN occurred_at END), max(action), count(*)",
+                where, "GROUP BY resource_id", r =>
+                {
+                    var raised = q.Time(r.GetValue(1));
+                    DateTimeOffset? ack = r.IsDBNull(2) ? null : q.Time(r.GetValue(2));
+                    DateTimeOffset? res = r.IsDBNull(3) ? null : q.Time(r.GetValue(3));
+                    rows.Add((raised, [ReportQueries.Str(r, 0) ?? "(no id)", ReportQueries.Str(r, 4) ?? "", Stamp(raised),
+                        ack is { } a ? Duration(a - raised) : "not acknowledged", res is { } s ? Duration(s - raised) : "not resolved"]));
+                }, ct, ps);
+        }
         var table = rows.OrderBy(r => r.Raised).Take(MaxRows).Select(r => r.Row).ToList();
         return Section("Security alerts", "Alerts raised in the period (alert.* events) with the time to acknowledge and to resolve.",
             [new("Alert", 2.6), new("Kind", 1.8), new("Raised (UTC)", 2), new("To acknowledge", 1.6), new("To resolve", 1.6)], table, rows.Count);
