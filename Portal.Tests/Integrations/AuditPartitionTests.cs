@@ -236,4 +236,26 @@ public class AuditPartitionTests
         var across = await archiver.VerifyAsync(world.ProjectId);
         Assert.True(across.Chain.Ok, across.Chain.Problem);
     }
+
+    [Fact]
+    public async Task A_month_that_has_not_ended_is_never_emptied_even_when_every_event_in_it_is_archived()
+    {
+        var clock = new ManualClock(new DateTimeOffset(2026, 10, 10, 9, 0, 0, TimeSpan.Zero));
+        await using var world = await IntegrationWorld.CreateAsync("postgres", clock: clock);
+        var partitions = world.Services.GetRequiredService<AuditPartitions>();
+        await world.Services.GetRequiredService<RetentionService>().UpdateAsync(world.ProjectId, EventClasses.Activity, 1, world.Admin);
+        clock.Set(new DateTimeOffset(2026, 11, 20, 9, 0, 0, TimeSpan.Zero));
+        await partitions.EnsureAsync();
+        // November holds nothing but sign-ins, all past a one-day horizon.
+        await world.AuditAsync(5, "auth.sign_in_succeeded", new DateTimeOffset(2026, 11, 5, 8, 0, 0, TimeSpan.Zero));
+        Assert.Equal(5, (await RowsPerPartitionAsync(world.Db))["audit_events_2026_11"]);
+        var file = await RelFileNodeAsync(world.Db, "audit_events_2026_11");
+
+        Assert.Equal(5, (await world.Services.GetRequiredService<AuditArchiver>().ArchiveAsync()).EventsArchived);
+        Assert.Empty(await partitions.DropEmptiedAsync());
+        // Deleted by range: the partition that takes this month's writes was not truncated (no lock that would stall writers).
+        Assert.Equal(file, await RelFileNodeAsync(world.Db, "audit_events_2026_11"));
+        Assert.Equal(0, (await RowsPerPartitionAsync(world.Db)).GetValueOrDefault("audit_events_2026_11"));
+        Assert.Contains("audit_events_2026_11", (await partitions.ListAsync()).Select(p => p.Name));
+    }
 }

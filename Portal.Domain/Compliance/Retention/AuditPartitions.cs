@@ -190,7 +190,8 @@ public sealed class AuditPartitions(PortalDatabase database, TimeProvider clock,
     /// them. "Only archived events" is decided under a SHARE lock on the partition (no insert, update or delete can slip
     /// in; reads go on): the partition's row count must equal the number of its rows that are this project's archived
     /// seqs. A month with one event of another project, of a class not yet expired, or not in this run stays and loses
-    /// its archived rows by range as before. The default partition is never emptied this way. SQLite: 0, nothing done.
+    /// its archived rows by range as before; so does a month that has not ended yet, and the default partition.
+    /// SQLite: 0, nothing done.
     /// </summary>
     public static async Task<long> TruncateArchivedMonthsAsync(PortalDbContext db, Guid projectId, IReadOnlyCollection<AuditArchive> manifests,
         IReadOnlyList<long> archivedSeqs, ILogger? log = null, CancellationToken ct = default)
@@ -198,37 +199,47 @@ public sealed class AuditPartitions(PortalDatabase database, TimeProvider clock,
         if (db.IsSqlite || archivedSeqs.Count == 0 || db.Database.CurrentTransaction is null) return 0;
         var conn = (NpgsqlConnection)db.Database.GetDbConnection();
         var tx = (NpgsqlTransaction)db.Database.CurrentTransaction.GetDbTransaction();
-        // Archive files are per UTC day, so their days name every month this run archived from.
+        // Archive files are per UTC day, so their days name every month this run archived from. A month that has not
+        // ended is never emptied: it still takes new events, and even a short lock on it would hold up every audit write.
         var months = manifests.Select(m => NameOf(MonthOf(m.Day))).ToHashSet(StringComparer.Ordinal);
-        var candidates = (await ListAsync(conn, tx, ct)).Where(p => p.Month is not null && months.Contains(p.Name)).ToList();
+        var runStarted = manifests.Min(m => m.CreatedAt);
+        var candidates = (await ListAsync(conn, tx, ct))
+            .Where(p => p.Month is { } month && month.AddMonths(1) <= runStarted && months.Contains(p.Name)).ToList();
         if (candidates.Count == 0) return 0;
 
         var (firsts, lasts) = Runs(archivedSeqs);
         long removed = 0;
         foreach (var p in candidates)
         {
+            // Counted once without a lock, so a month that keeps events is passed over without blocking anyone, then
+            // again under a SHARE lock (no insert, update or delete can slip in; reads go on) before it is emptied.
+            if (await ArchivedWholeAsync(conn, tx, p.Name, projectId, firsts, lasts, archivedSeqs.Count, ct) == 0) continue;
             await ExecAsync(conn, tx, $"LOCK TABLE {p.Name} IN SHARE MODE", ct);
-            long total;
-            await using (var count = new NpgsqlCommand($"SELECT count(*) FROM {p.Name}", conn, tx))
-                total = (long)(await count.ExecuteScalarAsync(ct))!;
-            if (total == 0 || total > archivedSeqs.Count) continue;
-            long archived;
-            // Runs are disjoint, so each row matches at most one and the join counts rows, not matches.
-            await using (var mine = new NpgsqlCommand(
-                $"SELECT count(*) FROM {p.Name} e JOIN unnest(@firsts, @lasts) AS r(first_seq, last_seq) ON e.seq BETWEEN r.first_seq AND r.last_seq WHERE e.project_id = @p",
-                conn, tx))
-            {
-                mine.Parameters.AddWithValue("firsts", NpgsqlDbType.Array | NpgsqlDbType.Bigint, firsts);
-                mine.Parameters.AddWithValue("lasts", NpgsqlDbType.Array | NpgsqlDbType.Bigint, lasts);
-                mine.Parameters.AddWithValue("p", NpgsqlDbType.Uuid, projectId);
-                archived = (long)(await mine.ExecuteScalarAsync(ct))!;
-            }
-            if (archived != total) continue;
+            var total = await ArchivedWholeAsync(conn, tx, p.Name, projectId, firsts, lasts, archivedSeqs.Count, ct);
+            if (total == 0) continue;
             await ExecAsync(conn, tx, $"TRUNCATE {p.Name}", ct);
             removed += total;
             log?.LogInformation("Audit partition {Partition} archived whole ({Count} events): emptied, to be dropped after the archive run", p.Name, total);
         }
         return removed;
+    }
+
+    /// <summary>The partition's row count when every row in it is one of this project's archived seqs; otherwise (or when empty) 0.</summary>
+    private static async Task<long> ArchivedWholeAsync(NpgsqlConnection conn, NpgsqlTransaction tx, string table, Guid projectId, long[] firsts, long[] lasts,
+        int archivedCount, CancellationToken ct)
+    {
+        long total;
+        await using (var count = new NpgsqlCommand($"SELECT count(*) FROM {table}", conn, tx))
+            total = (long)(await count.ExecuteScalarAsync(ct))!;
+        if (total == 0 || total > archivedCount) return 0;
+        // Runs are disjoint, so each row matches at most one and the join counts rows, not matches.
+        await using var mine = new NpgsqlCommand(
+            $"SELECT count(*) FROM {table} e JOIN unnest(@firsts, @lasts) AS r(first_seq, last_seq) ON e.seq BETWEEN r.first_seq AND r.last_seq WHERE e.project_id = @p",
+            conn, tx);
+        mine.Parameters.AddWithValue("firsts", NpgsqlDbType.Array | NpgsqlDbType.Bigint, firsts);
+        mine.Parameters.AddWithValue("lasts", NpgsqlDbType.Array | NpgsqlDbType.Bigint, lasts);
+        mine.Parameters.AddWithValue("p", NpgsqlDbType.Uuid, projectId);
+        return (long)(await mine.ExecuteScalarAsync(ct))! == total ? total : 0;
     }
 
     private static (long[] Firsts, long[] Lasts) Runs(IReadOnlyList<long> sorted)
