@@ -110,6 +110,7 @@ public static class PortalDomainServices
         services.AddSingleton<Integrations.SiemService>();
         services.AddSingleton<Compliance.Retention.RetentionService>();
         services.AddSingleton<Compliance.Retention.AuditArchiver>();
+        services.AddSingleton<Compliance.Retention.AuditPartitions>();
         services.AddSingleton<IAuditArchive>(sp => sp.GetRequiredService<Compliance.Retention.AuditArchiver>());
         services.AddSingleton<Compliance.IRetentionHorizon, Compliance.Retention.RetentionHorizon>();
         services.AddSingleton<Compliance.ReportDataBuilder>();
@@ -140,18 +141,29 @@ public sealed record PortalDatabase(DatabaseProvider Provider, string Connection
     /// Applies the database scripts at process start (portal or worker, whichever starts first). An unreachable or
     /// unusable database becomes a <see cref="ConfigurationException"/> naming the setting, so startup stops with one line.
     /// </summary>
-    public async Task<MigrationResult> MigrateAtStartupAsync(Microsoft.Extensions.Logging.ILogger logger, CancellationToken ct = default)
+    public async Task<MigrationResult> MigrateAtStartupAsync(Microsoft.Extensions.Logging.ILogger logger, CancellationToken ct = default, TimeProvider? clock = null)
     {
+        MigrationResult result;
         try
         {
-            var result = await CreateMigrationRunner(logger).RunAsync(ct);
+            result = await CreateMigrationRunner(logger).RunAsync(ct);
             Microsoft.Extensions.Logging.LoggerExtensions.LogInformation(logger,
                 "Portal database ready on {Provider}: {Applied} script(s) applied now, {Earlier} earlier", Provider, result.Applied.Count, result.AlreadyApplied.Count);
-            return result;
         }
         catch (Exception e) when (e is not MigrationException and not ConfigurationException)
         {
             throw new ConfigurationException($"Database:ConnectionString: cannot open the {Provider} portal database ({e.GetBaseException().Message}).", e);
         }
+        // PostgreSQL: this month's and the next months' audit partitions, in case the portal was down when the nightly job
+        // would have created them. Not fatal: without them events go to the default partition.
+        try
+        {
+            await new Compliance.Retention.AuditPartitions(this, clock ?? TimeProvider.System).EnsureAsync(ct);
+        }
+        catch (Npgsql.NpgsqlException e)
+        {
+            Microsoft.Extensions.Logging.LoggerExtensions.LogWarning(logger, e, "Could not create the audit partitions for the coming months; events go to the default partition until the next run");
+        }
+        return result;
     }
 }

@@ -66,6 +66,6 @@ public static class Worker
     {
         var logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Portal.Jobs.Worker");
         var db = host.Services.GetRequiredService<PortalDatabase>();
-        await db.MigrateAtStartupAsync(logger);
+        await db.MigrateAtStartupAsync(logger, clock: host.Services.GetRequiredService<TimeProvider>());
     }
 }

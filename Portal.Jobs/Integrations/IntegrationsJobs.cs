@@ -27,9 +27,12 @@ public sealed class IntegrationsJob(WebhookDispatcher dispatcher, SiemExporter e
     }
 }
 
-/// <summary>Nightly: moves audit events past their retention horizon into compressed archive files with manifests.</summary>
+/// <summary>
+/// Nightly: moves audit events past their retention horizon into compressed archive files with manifests. On PostgreSQL
+/// it first creates the coming months' audit partitions, and afterwards drops the months the run emptied whole.
+/// </summary>
 [DisallowConcurrentExecution]
-public sealed class AuditArchiveJob(AuditArchiver archiver, ILogger<AuditArchiveJob> logger) : IJob
+public sealed class AuditArchiveJob(AuditArchiver archiver, AuditPartitions partitions, ILogger<AuditArchiveJob> logger) : IJob
 {
     public static readonly JobKey Key = new("audit-archive", "retention");
     public const string Cron = "0 30 2 * * ?";
@@ -37,8 +40,11 @@ public sealed class AuditArchiveJob(AuditArchiver archiver, ILogger<AuditArchive
 
     public async ValueTask Execute(IJobExecutionContext context, CancellationToken cancellationToken = default)
     {
+        await partitions.EnsureAsync(cancellationToken);
         var r = await archiver.ArchiveAsync(cancellationToken);
-        context.Result = $"Archived {r.EventsArchived} event(s) of {r.Projects} project(s) into {r.Files} file(s).";
+        var dropped = await partitions.DropEmptiedAsync(cancellationToken);
+        context.Result = $"Archived {r.EventsArchived} event(s) of {r.Projects} project(s) into {r.Files} file(s)." +
+            (dropped.Count > 0 ? $" Dropped {dropped.Count} archived month partition(s): {string.Join(", ", dropped)}." : "");
         logger.LogInformation("{Result}", context.Result);
     }
 }

@@ -153,7 +153,7 @@ public static class PortalHosting
     {
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Portal.Startup");
         var db = app.Services.GetRequiredService<PortalDatabase>();
-        await db.MigrateAtStartupAsync(logger);
+        await db.MigrateAtStartupAsync(logger, clock: app.Services.GetRequiredService<TimeProvider>());
 
         await using var scope = app.Services.CreateAsyncScope();
         var setup = scope.ServiceProvider.GetRequiredService<SetupService>();

@@ -251,7 +251,7 @@ public sealed class AuditArchiver(IDbContextFactory<PortalDbContext> dbFactory, 
         await using var tx = await db.Database.BeginTransactionAsync(ct);
         db.AddRange(manifests);
         await db.SaveChangesAsync(ct);
-        long deleted = 0;
+        long deleted = await AuditPartitions.TruncateArchivedMonthsAsync(db, projectId, manifests, seqs, log, ct); // PostgreSQL: months archived whole, emptied at once
         var conn = db.Database.GetDbConnection();
         await using (var cmd = conn.CreateCommand())
         {
