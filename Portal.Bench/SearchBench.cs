@@ -8,6 +8,7 @@ using Npgsql;
 using NpgsqlTypes;
 using Portal.Domain;
 using Portal.Domain.Audit;
+using Portal.Domain.Compliance.Retention;
 using Portal.Domain.Persistence;
 
 namespace Portal.Bench;
@@ -77,6 +78,24 @@ internal static class SearchBench
     /// prepared INSERT re-bound per row in 100k-row transactions, synchronous=OFF while loading; PostgreSQL: binary
     /// COPY). The secondary indexes are dropped first and rebuilt at the end (a sort instead of random inserts).
     /// </summary>
+    /// <summary>
+    /// A live portal creates each month's audit partition ahead of time (AuditPartitions.EnsureAsync); a backfill of a
+    /// year at once would otherwise put every month before the window into the default partition, which no real trail
+    /// looks like. So the seed creates the months it is about to fill, as the running portal would have.
+    /// </summary>
+    private static async Task CreateMonthPartitionsAsync(NpgsqlConnection conn, DateTimeOffset from, DateTimeOffset to)
+    {
+        await using (var kind = new NpgsqlCommand("SELECT relkind::text FROM pg_class WHERE relname = 'audit_events' AND relkind IN ('p', 'r')", conn))
+            if ((string?)await kind.ExecuteScalarAsync() != "p") return;
+        for (var m = new DateTimeOffset(from.Year, from.Month, 1, 0, 0, 0, TimeSpan.Zero); m <= to; m = m.AddMonths(1))
+        {
+            var bound = (DateTimeOffset d) => d.ToString("yyyy-MM-dd' 00:00:00+00'", CultureInfo.InvariantCulture);
+            await using var cmd = new NpgsqlCommand(
+                $"CREATE TABLE IF NOT EXISTS {AuditPartitions.NameOf(m)} PARTITION OF audit_events FOR VALUES FROM ('{bound(m)}') TO ('{bound(m.AddMonths(1))}')", conn);
+            await cmd.ExecuteNonQueryAsync();
+        }
+    }
+
     public static async Task<Guid> BulkSeedAsync(PortalDatabase database, long events)
     {
         var project = Guid.CreateVersion7();
@@ -111,6 +130,7 @@ internal static class SearchBench
         });
 
         await using var conn = AuditReaderOpen(database);
+        if (database.Provider == DatabaseProvider.Postgres) await CreateMonthPartitionsAsync((NpgsqlConnection)conn, start, DateTimeOffset.UtcNow);
         var indexes = await DropIndexesAsync(conn, database.Provider);
         long last = 0;
         byte[] lastHash = AuditHash.Genesis();
