@@ -239,7 +239,9 @@ internal static class SearchBench
                 ? "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit_events' AND sql IS NOT NULL"
                 : "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'audit_events' AND indexname <> 'pk_audit_events'";
             await using var r = await cmd.ExecuteReaderAsync();
-            while (await r.ReadAsync()) ddl.Add((r.GetString(0), r.GetString(1)));
+            // A partitioned table's index definition reads "ON ONLY audit_events", which would rebuild an invalid parent
+            // index with none on the partitions; without ONLY it cascades to every partition, as the migration's did.
+            while (await r.ReadAsync()) ddl.Add((r.GetString(0), r.GetString(1).Replace(" ON ONLY ", " ON ", StringComparison.Ordinal)));
         }
         foreach (var (name, _) in ddl) await Exec(c, $"DROP INDEX \"{name}\"");
         return ddl.Select(d => d.Sql).ToList();
