@@ -130,7 +130,7 @@ public sealed class AuditVerifier(PortalDatabase database, IAuditArchive? archiv
     private RangeSummary ScanRange(int index, string where, (string, object)[] parameters, StrongBox<int> firstDirty, CancellationToken ct)
     {
         var segments = new List<Segment>();
-        using var rows = AuditRows.OpenStream(database, where, parameters);
+        using var rows = AuditRows.OpenStream(database, where, parameters, mapFile: true);
         var scratch = new byte[8192];
         var computed = new byte[AuditHash.Size];
         var last = new byte[AuditHash.Size];
@@ -183,7 +183,7 @@ public sealed class AuditVerifier(PortalDatabase database, IAuditArchive? archiv
     /// <summary>The row-by-row check from the walk's position on; null when every row read is sound.</summary>
     private AuditVerification? ScanRows(ChainWalk walk, string where, (string, object)[] parameters, CancellationToken ct)
     {
-        using var rows = AuditRows.OpenStream(database, where, parameters);
+        using var rows = AuditRows.OpenStream(database, where, parameters, mapFile: true);
         var scratch = new byte[8192];
         var computed = new byte[AuditHash.Size];
         long read = 0;
