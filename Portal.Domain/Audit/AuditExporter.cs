@@ -33,6 +33,12 @@ public sealed record AuditExportFilter
 /// </para>
 public sealed class AuditExporter(PortalDatabase database, AuditWriter writer, IAuditArchive? archive = null)
 {
+    /// <summary>
+    /// A CSV export of more seqs than this is formatted in blocks of this many seqs on several threads (each block its
+    /// own cursor), written out in seq order, so the output is the same bytes as one pass.
+    /// </summary>
+    public long CsvBlockSize { get; init; } = 8192;
+
     /// <summary>CSV/JSON column names, in output order.</summary>
     public static readonly string[] Fields =
     [
@@ -78,9 +84,12 @@ public sealed class AuditExporter(PortalDatabase database, AuditWriter writer, I
             ? (await archive.EventsAsync(projectId, filter, ct)).GetEnumerator() : null;
         try
         {
+            if (format == AuditExportFormat.Csv && archived is null && await ExtentAsync(projectId, ct) is { } extent
+                && extent.Last - extent.First + 1 > CsvBlockSize)
+                return await WriteCsvBlocksAsync(projectId, filter, extent.First, extent.Last, output, ct);
             var (where, parameters) = BuildQuery(projectId, filter);
             // Synchronous cursor reads with asynchronous output writes: rows are read ahead by the drivers.
-            using var rows = AuditRows.Open(database, where, parameters);
+            using var rows = AuditRows.OpenStream(database, where, parameters);
             return format == AuditExportFormat.Csv
                 ? await WriteCsvAsync(rows, output, ct, archived)
                 : await WriteJsonAsync(rows, output, format == AuditExportFormat.JsonArray, ct, archived);
@@ -88,7 +97,67 @@ public sealed class AuditExporter(PortalDatabase database, AuditWriter writer, I
         finally { archived?.Dispose(); }
     }
 
-    private (string Where, List<(string, object)> Parameters) BuildQuery(Guid projectId, AuditExportFilter filter)
+    private async Task<(long First, long Last)?> ExtentAsync(Guid projectId, CancellationToken ct)
+    {
+        await using var c = AuditReader.Open(database);
+        await using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT min(seq), max(seq) FROM audit_events WHERE project_id = @p";
+        AuditReader.Add(cmd, "@p", AuditReader.Id(database, projectId));
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        return await r.ReadAsync(ct) && !r.IsDBNull(0) ? (r.GetInt64(0), r.GetInt64(1)) : null;
+    }
+
+    /// <summary>
+    /// The CSV as consecutive seq blocks, each formatted by a worker into memory and written in order. Formatting is
+    /// most of an export's CPU, so this spreads it over the cores; a few blocks in flight bound the memory.
+    /// </summary>
+    private async Task<long> WriteCsvBlocksAsync(Guid projectId, AuditExportFilter filter, long first, long last, Stream output, CancellationToken ct)
+    {
+        var blockSize = Math.Max(1, CsvBlockSize);
+        var blocks = (last - first) / blockSize + 1;
+        var window = Math.Max(2, Environment.ProcessorCount * 2);
+        var spare = new System.Collections.Concurrent.ConcurrentBag<MemoryStream>();
+        var pending = new Queue<Task<(MemoryStream Csv, long Rows)>>();
+        long next = 0, total = 0;
+        try
+        {
+            await using (var header = CsvWriter.Create(output, CsvWriterOptions.Default with { Injection = CsvInjection.Escape }, leaveOpen: true))
+            {
+                foreach (var name in Fields) header.WriteField(name);
+                header.EndRecord();
+                await header.FlushAsync(ct);
+            }
+            while (next < blocks && pending.Count < window) pending.Enqueue(Block(next++));
+            while (pending.Count > 0)
+            {
+                var (csv, rows) = await pending.Dequeue();
+                csv.Position = 0;
+                await csv.CopyToAsync(output, ct);
+                csv.SetLength(0);
+                spare.Add(csv);
+                total += rows;
+                if (next < blocks) pending.Enqueue(Block(next++));
+            }
+            return total;
+        }
+        finally
+        {
+            // A failed or cancelled export: let the blocks still running finish before their connections go back.
+            foreach (var t in pending) { try { await t; } catch (Exception) { } }
+        }
+
+        Task<(MemoryStream, long)> Block(long index) => Task.Run(async () =>
+        {
+            var lo = first + index * blockSize;
+            var (where, parameters) = BuildQuery(projectId, filter, (lo, Math.Min(last, lo + blockSize - 1)));
+            var csv = spare.TryTake(out var s) ? s : new MemoryStream();
+            using var rows = AuditRows.OpenStream(database, where, parameters);
+            var n = await WriteCsvAsync(rows, csv, ct, null, header: false);
+            return (csv, n);
+        }, ct);
+    }
+
+    private (string Where, List<(string, object)> Parameters) BuildQuery(Guid projectId, AuditExportFilter filter, (long First, long Last)? seqs = null)
     {
         var ps = new List<(string, object)> { ("@p", AuditReader.Id(database, projectId)) };
         var sql = new StringBuilder("WHERE project_id = @p");
@@ -124,20 +193,32 @@ public sealed class AuditExporter(PortalDatabase database, AuditWriter writer, I
             var escaped = filter.Text.Trim().Replace("\\", "\\\\").Replace("%", "\\%").Replace("_", "\\_");
             ps.Add(("@text", "%" + escaped + "%"));
         }
+        if (seqs is { } range)
+        {
+            sql.Append(" AND seq >= @lo AND seq <= @hi");
+            ps.Add(("@lo", range.First));
+            ps.Add(("@hi", range.Last));
+        }
         sql.Append(" ORDER BY seq");
         return (sql.ToString(), ps);
     }
 
 
     /// <summary>Also used by compliance reports for their CSV of underlying events.</summary>
-    internal static async Task<long> WriteCsvAsync(AuditRows r, Stream output, CancellationToken ct, IEnumerator<AuditEvent>? archived = null)
+    internal static Task<long> WriteCsvAsync(AuditRows r, Stream output, CancellationToken ct, IEnumerator<AuditEvent>? archived = null) =>
+        WriteCsvAsync(r, output, ct, archived, header: true);
+
+    private static async Task<long> WriteCsvAsync(AuditRows r, Stream output, CancellationToken ct, IEnumerator<AuditEvent>? archived, bool header)
     {
         // CsvHelper neutralizes formula-like text cells (= + - @ tab CR) with a leading quote (CsvInjection.Escape).
         var options = CsvWriterOptions.Default with { Injection = CsvInjection.Escape };
         await using var csv = CsvWriter.Create(output, options, leaveOpen: true);
-        foreach (var name in Fields) csv.WriteField(name);
-        if (archived is not null) csv.WriteField("source");
-        csv.EndRecord();
+        if (header)
+        {
+            foreach (var name in Fields) csv.WriteField(name);
+            if (archived is not null) csv.WriteField("source");
+            csv.EndRecord();
+        }
         var chars = new char[64];
         long n = 0;
         var merge = new SeqMerge(r, archived);

@@ -127,13 +127,21 @@ public static class AuditHash
         if (scratch.Length < 1024) scratch = new byte[8192];
         var p = 0;
         Magic.CopyTo(scratch); p += Magic.Length;
-        Guid(scratch, ref p, r.Guid(AuditRows.ProjectId));
+        Uuid(scratch, ref p, r, AuditRows.ProjectId);
         Int64(scratch, ref p, r.Int64(AuditRows.Seq));
         var prev = r.Blob(AuditRows.PrevHash);
         if (prev.Length == Size) Bytes(ref scratch, ref p, prev);
         else { BinaryPrimitives.WriteInt32BigEndian(scratch.AsSpan(p), -2); p += 4; }
-        Guid(scratch, ref p, r.Guid(AuditRows.Id));
+        Uuid(scratch, ref p, r, AuditRows.Id);
         Int64(scratch, ref p, r.UtcTicks(AuditRows.OccurredAt));
+        if (r.TryEncodedTail(AuditRows.OccurredAt + 1, out var tail))
+        {
+            // The cursor already holds event_type..request_id in this encoding (PostgreSQL binary COPY).
+            if (p + tail.Length > scratch.Length) Array.Resize(ref scratch, Math.Max(scratch.Length * 2, p + tail.Length));
+            tail.CopyTo(scratch.AsSpan(p));
+            SHA256.HashData(scratch.AsSpan(0, p + tail.Length), destination);
+            return;
+        }
         for (var c = AuditRows.OccurredAt + 1; c < 30; c++)
         {
             if (p + 64 > scratch.Length) Array.Resize(ref scratch, scratch.Length * 2);
@@ -155,6 +163,12 @@ public static class AuditHash
             }
         }
         SHA256.HashData(scratch.AsSpan(0, p), destination);
+    }
+
+    private static void Uuid(Span<byte> s, ref int p, AuditRows r, int column)
+    {
+        BinaryPrimitives.WriteInt32BigEndian(s[p..], 16); p += 4;
+        r.CopyUuid(column, s.Slice(p, 16)); p += 16;
     }
 
     private static void Bytes(ref byte[] scratch, ref int p, ReadOnlySpan<byte> value)

@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Data.Common;
 using System.Diagnostics;
 using System.Threading.Channels;
@@ -7,6 +8,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using NpgsqlTypes;
 using Portal.Domain.Persistence;
+using SQLitePCL;
 
 namespace Portal.Domain.Audit;
 
@@ -57,12 +59,22 @@ public sealed class AuditWriter : IAsyncDisposable, IDisposable
 
     private const int MaxChainRetries = 5;
 
-    private sealed class Pending(AuditEvent e, byte[] body)
+    /// <summary>
+    /// An accepted event with its canonical body encoding (<see cref="AuditHash.EncodeBody"/>) in
+    /// <c>Buffer[..BodyLength]</c>, followed on SQLite by the id as upper-case UUID text. The writer hashes the body and
+    /// inserts its fields from these bytes as they are, so no text is encoded twice and nothing on the writer's thread
+    /// allocates per field.
+    /// </summary>
+    private sealed class Pending(AuditEvent e, byte[] buffer, int bodyLength)
     {
         public readonly AuditEvent Event = e;
-        public readonly byte[] Body = body;
+        public readonly byte[] Buffer = buffer;
+        public readonly int BodyLength = bodyLength;
+        public ReadOnlySpan<byte> Body => Buffer.AsSpan(0, BodyLength);
         public readonly TaskCompletionSource<AuditReceipt> Done = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
+
+    [ThreadStatic] private static byte[]? encodeScratch;
 
     private sealed record Head(long Seq, byte[] Hash);
 
@@ -79,8 +91,9 @@ public sealed class AuditWriter : IAsyncDisposable, IDisposable
 
     // Owned by the loop thread only.
     private DbConnection? connection;
-    private SqliteCommand? sqliteInsert;
-    private readonly Dictionary<Guid, string> sqliteIds = new();
+    private SqliteStatements? sqlite;
+    private readonly Dictionary<Guid, byte[]> sqliteIds = new();
+    private byte[] copyBuffer = new byte[1 << 16];
 
     private long batchesWritten, eventsWritten, writeTicks;
 
@@ -117,9 +130,14 @@ public sealed class AuditWriter : IAsyncDisposable, IDisposable
     {
         var e = AuditNormalizer.ToEvent(draft, clock.GetUtcNow());
         // Encode on the caller's thread so the single writer only hashes and inserts.
-        var buffer = new byte[512];
-        var n = AuditHash.EncodeBody(e, ref buffer);
-        var pending = new Pending(e, buffer.AsSpan(0, n).ToArray());
+        var scratch = encodeScratch ?? new byte[2048];
+        var n = AuditHash.EncodeBody(e, ref scratch);
+        encodeScratch = scratch.Length <= 1 << 16 ? scratch : null;
+        var idText = provider == DatabaseProvider.Sqlite ? 36 : 0;
+        var buffer = GC.AllocateUninitializedArray<byte>(n + idText);
+        scratch.AsSpan(0, n).CopyTo(buffer);
+        if (idText > 0) SqliteIdText(e.Id, buffer.AsSpan(n));
+        var pending = new Pending(e, buffer, n);
         try
         {
             await channel.Writer.WriteAsync(pending, ct);
@@ -168,17 +186,8 @@ public sealed class AuditWriter : IAsyncDisposable, IDisposable
             try
             {
                 var connection = Connection();
-                using (var tx = connection.BeginTransaction())
-                {
-                    // Read the heads inside the transaction, locked (SQLite: BEGIN IMMEDIATE holds the write lock;
-                    // PostgreSQL: FOR UPDATE), so a second writer process waits instead of forking a chain.
-                    var heads = ReadHeads(connection, tx, batch);
-                    var newHeads = Chain(batch, heads);
-                    AdvanceHeads(connection, tx, newHeads, heads);
-                    if (provider == DatabaseProvider.Sqlite) InsertSqlite((SqliteConnection)connection, (SqliteTransaction)tx, batch);
-                    else CopyPostgres((NpgsqlConnection)connection, batch);
-                    tx.Commit();
-                }
+                if (provider == DatabaseProvider.Sqlite) WriteSqlite(sqlite!, batch);
+                else WritePostgres((NpgsqlConnection)connection, batch);
                 Interlocked.Increment(ref batchesWritten);
                 Interlocked.Add(ref eventsWritten, batch.Count);
                 foreach (var p in batch)
@@ -191,16 +200,122 @@ public sealed class AuditWriter : IAsyncDisposable, IDisposable
             catch (ChainMovedException) when (attempt < MaxChainRetries)
             {
                 // Another writer created the same project's first head at the same moment; its row is there now.
+                Rollback();
             }
             catch (Exception ex)
             {
                 logger.LogError(ex, "Audit batch of {Count} events could not be written; every request in it is refused", batch.Count);
+                // The transaction was begun with plain SQL, which a pooled connection would not undo on its return.
+                if (connection is not null) Rollback();
                 CloseConnection();
                 var error = Unavailable();
                 foreach (var p in batch) p.Done.TrySetException(error);
                 return;
             }
         }
+    }
+
+    private void Rollback()
+    {
+        try
+        {
+            if (sqlite is not null) sqlite.Run(sqlite.Rollback);
+            else if (connection is NpgsqlConnection pg)
+            {
+                using var cmd = new NpgsqlCommand("ROLLBACK", pg);
+                cmd.ExecuteNonQuery();
+            }
+        }
+        catch (Exception e) when (e is SqliteException or NpgsqlException or InvalidOperationException)
+        {
+            CloseConnection();
+        }
+    }
+
+    private void WriteSqlite(SqliteStatements st, List<Pending> batch)
+    {
+        // BEGIN IMMEDIATE takes the write lock before the heads are read, so a second writer process waits instead of
+        // forking a chain.
+        st.Run(st.Begin);
+        var old = new Dictionary<Guid, Head>();
+        var seen = new HashSet<Guid>();
+        foreach (var p in batch)
+        {
+            var project = p.Event.ProjectId;
+            if (seen.Add(project) && st.ReadHead(SqliteId(project)) is { } head) old[project] = head;
+        }
+        var newHeads = Chain(batch, old);
+        var now = clock.GetUtcNow().UtcTicks;
+        foreach (var (project, head) in newHeads)
+        {
+            // The seq condition is a second guard; the write lock already keeps writers apart.
+            var changed = old.TryGetValue(project, out var before)
+                ? st.UpdateHead(SqliteId(project), head, now, before.Seq)
+                : st.InsertHead(SqliteId(project), head, now);
+            if (!changed) throw new ChainMovedException();
+        }
+        foreach (var p in batch) st.Insert(p, SqliteId(p.Event.ProjectId));
+        st.Run(st.Commit);
+    }
+
+    private void WritePostgres(NpgsqlConnection c, List<Pending> batch)
+    {
+        // Four round trips whatever the number of projects: BEGIN with the locked read of the heads, the COPY (start,
+        // then data with its end), and the heads' update with COMMIT. FOR UPDATE makes a second writer process wait
+        // for this commit instead of forking a chain.
+        var projects = batch.Select(p => p.Event.ProjectId).Distinct().ToArray();
+        var heads = new Dictionary<Guid, Head>(projects.Length);
+        using (var read = new NpgsqlBatch(c))
+        {
+            read.BatchCommands.Add(new NpgsqlBatchCommand("BEGIN"));
+            var select = new NpgsqlBatchCommand("SELECT project_id, seq, hash FROM audit_chain_heads WHERE project_id = ANY($1) FOR UPDATE");
+            select.Parameters.Add(new NpgsqlParameter<Guid[]> { TypedValue = projects });
+            read.BatchCommands.Add(select);
+            using var r = read.ExecuteReader();
+            while (r.Read()) heads[r.GetGuid(0)] = new Head(r.GetInt64(1), (byte[])r.GetValue(2));
+        }
+        var newHeads = Chain(batch, heads);
+        var created = newHeads.Keys.Where(k => !heads.ContainsKey(k)).ToArray();
+        if (created.Length > 0)
+        {
+            // A project's first event: another writer may create the same head at the same moment (ON CONFLICT waits
+            // for it, then inserts nothing), which this batch must notice and retry.
+            using var insert = new NpgsqlCommand("""
+                INSERT INTO audit_chain_heads (project_id, seq, hash, updated_at)
+                SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bytea[]) AS n(project_id, seq, hash), (SELECT $4::timestamptz) AS u
+                ON CONFLICT (project_id) DO NOTHING
+                """, c);
+            insert.Parameters.Add(new NpgsqlParameter<Guid[]> { TypedValue = created });
+            insert.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = created.Select(p => newHeads[p].Seq).ToArray() });
+            insert.Parameters.Add(new NpgsqlParameter<byte[][]> { TypedValue = created.Select(p => newHeads[p].Hash).ToArray() });
+            insert.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = clock.GetUtcNow() });
+            if (insert.ExecuteNonQuery() != created.Length) throw new ChainMovedException();
+        }
+        CopyPostgres(c, batch);
+        var moved = newHeads.Keys.Where(heads.ContainsKey).ToArray();
+        using var finish = new NpgsqlBatch(c);
+        if (moved.Length > 0)
+        {
+            // The seq condition is a second guard (the rows are locked). It must stop the COMMIT queued behind it, so a
+            // count that does not match divides by zero: the error aborts the transaction and the server skips COMMIT.
+            var update = new NpgsqlBatchCommand("""
+                WITH moved AS (
+                    UPDATE audit_chain_heads h SET seq = n.seq, hash = n.hash, updated_at = $5
+                    FROM unnest($1::uuid[], $2::bigint[], $3::bytea[], $4::bigint[]) AS n(project_id, seq, hash, expected)
+                    WHERE h.project_id = n.project_id AND h.seq = n.expected
+                    RETURNING 1)
+                SELECT 1 / (CASE WHEN count(*) = $6 THEN 1 ELSE 0 END) FROM moved
+                """);
+            update.Parameters.Add(new NpgsqlParameter<Guid[]> { TypedValue = moved });
+            update.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = moved.Select(p => newHeads[p].Seq).ToArray() });
+            update.Parameters.Add(new NpgsqlParameter<byte[][]> { TypedValue = moved.Select(p => newHeads[p].Hash).ToArray() });
+            update.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = moved.Select(p => heads[p].Seq).ToArray() });
+            update.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = clock.GetUtcNow() });
+            update.Parameters.Add(new NpgsqlParameter<long> { TypedValue = moved.Length });
+            finish.BatchCommands.Add(update);
+        }
+        finish.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
+        finish.ExecuteNonQuery();
     }
 
     /// <summary>Assigns seq, prev_hash and hash in arrival order; returns each touched project's new head.</summary>
@@ -231,9 +346,13 @@ public sealed class AuditWriter : IAsyncDisposable, IDisposable
             c.Open();
             using var pragma = c.CreateCommand();
             // FULL: the WAL is fsynced at every commit, so an acknowledged event survives power loss, not only a crash.
-            pragma.CommandText = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;";
+            // The larger page cache keeps the upper levels of the table's eight B-trees in memory between batches.
+            // The statements below run outside Microsoft.Data.Sqlite, so the lock wait is SQLite's own busy timeout.
+            var timeout = new SqliteConnectionStringBuilder(connectionString).DefaultTimeout;
+            pragma.CommandText = $"PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-65536; PRAGMA busy_timeout={Math.Max(1, timeout) * 1000};";
             pragma.ExecuteNonQuery();
             connection = c;
+            sqlite = new SqliteStatements(c);
         }
         else
         {
@@ -250,185 +369,224 @@ public sealed class AuditWriter : IAsyncDisposable, IDisposable
 
     private void CloseConnection()
     {
-        sqliteInsert?.Dispose();
-        sqliteInsert = null;
+        sqlite?.Dispose();
+        sqlite = null;
         connection?.Dispose();
         connection = null;
     }
 
-    private Dictionary<Guid, Head> ReadHeads(DbConnection c, DbTransaction tx, List<Pending> batch)
-    {
-        var projects = new HashSet<Guid>();
-        foreach (var p in batch) projects.Add(p.Event.ProjectId);
-        var result = new Dictionary<Guid, Head>(projects.Count);
-        using var cmd = c.CreateCommand();
-        cmd.Transaction = tx;
-        if (provider == DatabaseProvider.Sqlite)
-        {
-            var names = new List<string>(projects.Count);
-            foreach (var project in projects)
-            {
-                var name = "@p" + names.Count;
-                names.Add(name);
-                Add(cmd, name, SqliteId(project));
-            }
-            cmd.CommandText = $"SELECT project_id, seq, hash FROM audit_chain_heads WHERE project_id IN ({string.Join(", ", names)})";
-        }
-        else
-        {
-            cmd.CommandText = "SELECT project_id, seq, hash FROM audit_chain_heads WHERE project_id = ANY(@ids) FOR UPDATE";
-            Add(cmd, "@ids", projects.ToArray());
-        }
-        using var r = cmd.ExecuteReader();
-        while (r.Read())
-        {
-            var project = provider == DatabaseProvider.Sqlite ? Guid.Parse(r.GetString(0)) : r.GetGuid(0);
-            result[project] = new Head(r.GetInt64(1), (byte[])r.GetValue(2));
-        }
-        return result;
-    }
-
-    private void AdvanceHeads(DbConnection c, DbTransaction tx, Dictionary<Guid, Head> newHeads, Dictionary<Guid, Head> oldHeads)
-    {
-        var now = clock.GetUtcNow();
-        foreach (var (project, head) in newHeads)
-        {
-            var exists = oldHeads.TryGetValue(project, out var old);
-            using var cmd = c.CreateCommand();
-            cmd.Transaction = tx;
-            // The seq condition is a second guard; the locked read above already keeps writers apart.
-            cmd.CommandText = exists
-                ? "UPDATE audit_chain_heads SET seq = @s, hash = @h, updated_at = @u WHERE project_id = @p AND seq = @e"
-                : "INSERT INTO audit_chain_heads (project_id, seq, hash, updated_at) VALUES (@p, @s, @h, @u) ON CONFLICT (project_id) DO NOTHING";
-            Add(cmd, "@p", provider == DatabaseProvider.Sqlite ? SqliteId(project) : project);
-            Add(cmd, "@s", head.Seq);
-            Add(cmd, "@h", head.Hash);
-            Add(cmd, "@u", provider == DatabaseProvider.Sqlite ? now.UtcTicks : now);
-            if (exists) Add(cmd, "@e", old!.Seq);
-            if (cmd.ExecuteNonQuery() != 1) throw new ChainMovedException();
-        }
-    }
-
-    private static void Add(DbCommand cmd, string name, object value)
-    {
-        var p = cmd.CreateParameter();
-        p.ParameterName = name;
-        p.Value = value;
-        cmd.Parameters.Add(p);
-    }
-
     // EF Core stores GUIDs in SQLite as upper-case text; match it so EF queries find these rows.
-    private string SqliteId(Guid id)
+    private byte[] SqliteId(Guid id)
     {
         if (sqliteIds.TryGetValue(id, out var s)) return s;
         if (sqliteIds.Count > 100_000) sqliteIds.Clear();
-        return sqliteIds[id] = id.ToString().ToUpperInvariant();
+        var text = new byte[36];
+        SqliteIdText(id, text);
+        return sqliteIds[id] = text;
     }
 
-    private void InsertSqlite(SqliteConnection c, SqliteTransaction tx, List<Pending> batch)
+    private static void SqliteIdText(Guid id, Span<byte> destination)
     {
-        // One prepared statement reused per row: SQLite has no COPY, and re-binding a prepared insert inside one
-        // transaction is its fastest bulk path (a multi-row VALUES only adds parsing).
-        if (sqliteInsert is null)
+        id.TryFormat(destination, out _, "D");
+        for (var i = 0; i < 36; i++)
+            if (destination[i] >= 'a') destination[i] -= 'a' - 'A';
+    }
+
+    /// <summary>
+    /// The writer connection's prepared statements, run through SQLitePCLRaw (the engine binding under
+    /// Microsoft.Data.Sqlite): the insert binds each field straight from the pending event's encoded bytes.
+    /// </summary>
+    private sealed unsafe class SqliteStatements : IDisposable
+    {
+        private readonly sqlite3 db;
+        public readonly sqlite3_stmt Begin, Commit, Rollback, SelectHead, UpdateHeadStmt, InsertHeadStmt, InsertEvent;
+        private readonly IntPtr insertHandle;
+        private readonly bool direct = NativeSqlite.Available;
+
+        public SqliteStatements(SqliteConnection connection)
         {
-            sqliteInsert = c.CreateCommand();
+            db = connection.Handle!;
+            Begin = Prepare("BEGIN IMMEDIATE");
+            Commit = Prepare("COMMIT");
+            Rollback = Prepare("ROLLBACK");
+            SelectHead = Prepare("SELECT seq, hash FROM audit_chain_heads WHERE project_id = ?1");
+            UpdateHeadStmt = Prepare("UPDATE audit_chain_heads SET seq = ?2, hash = ?3, updated_at = ?4 WHERE project_id = ?1 AND seq = ?5");
+            InsertHeadStmt = Prepare("INSERT INTO audit_chain_heads (project_id, seq, hash, updated_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (project_id) DO NOTHING");
             var names = Columns.Split(", ");
-            sqliteInsert.CommandText = $"INSERT INTO audit_events ({Columns}) VALUES ({string.Join(", ", names.Select(n => "@" + n))})";
-            foreach (var n in names) sqliteInsert.Parameters.Add(new SqliteParameter { ParameterName = "@" + n });
+            InsertEvent = Prepare($"INSERT INTO audit_events ({Columns}) VALUES ({string.Join(", ", names.Select((_, i) => "?" + (i + 1)))})");
+            insertHandle = InsertEvent.DangerousGetHandle();
         }
-        var cmd = sqliteInsert;
-        cmd.Transaction = tx;
-        var ps = cmd.Parameters;
-        foreach (var pending in batch)
+
+        private sqlite3_stmt Prepare(string sql)
         {
-            var e = pending.Event;
-            ps[0].Value = SqliteId(e.ProjectId);
-            ps[1].Value = e.Seq;
-            ps[2].Value = e.Id.ToString().ToUpperInvariant();
-            ps[3].Value = e.PrevHash;
-            ps[4].Value = e.Hash;
-            ps[5].Value = e.OccurredAt.UtcTicks;
-            ps[6].Value = e.EventType;
-            ps[7].Value = Db(e.ResourceType);
-            ps[8].Value = Db(e.ResourceId);
-            ps[9].Value = Db(e.Action);
-            ps[10].Value = e.ActorType;
-            ps[11].Value = Db(e.ActorId);
-            ps[12].Value = Db(e.ActorEmail);
-            ps[13].Value = Db(e.ActorRole);
-            ps[14].Value = Db(e.SessionId);
-            ps[15].Value = Db(e.Details);
-            ps[16].Value = Db(e.BeforeState);
-            ps[17].Value = Db(e.AfterState);
-            ps[18].Value = Db(e.Prompt);
-            ps[19].Value = Db(e.SqlText);
-            ps[20].Value = Db(e.TablesAccessed);
-            ps[21].Value = e.Success ? 1L : 0L;
-            ps[22].Value = Db(e.ErrorMessage);
-            ps[23].Value = e.DurationMs is { } d ? d : DBNull.Value;
-            ps[24].Value = e.RowsReturned is { } rr ? rr : DBNull.Value;
-            ps[25].Value = e.SecurityLevel;
-            ps[26].Value = Db(e.DataClassifications);
-            ps[27].Value = Db(e.ClientIp);
-            ps[28].Value = Db(e.UserAgent);
-            ps[29].Value = Db(e.RequestId);
-            cmd.ExecuteNonQuery();
+            Check(raw.sqlite3_prepare_v2(db, sql, out var stmt));
+            return stmt;
         }
-    }
 
-    private static object Db(string? s) => s is null ? DBNull.Value : s;
-
-    private static void CopyPostgres(NpgsqlConnection c, List<Pending> batch)
-    {
-        using var copy = c.BeginBinaryImport($"COPY audit_events ({Columns}) FROM STDIN (FORMAT BINARY)");
-        foreach (var pending in batch)
+        private void Check(int rc)
         {
-            var e = pending.Event;
-            copy.StartRow();
-            copy.Write(e.ProjectId, NpgsqlDbType.Uuid);
-            copy.Write(e.Seq, NpgsqlDbType.Bigint);
-            copy.Write(e.Id, NpgsqlDbType.Uuid);
-            copy.Write(e.PrevHash, NpgsqlDbType.Bytea);
-            copy.Write(e.Hash, NpgsqlDbType.Bytea);
-            copy.Write(e.OccurredAt, NpgsqlDbType.TimestampTz);
-            copy.Write(e.EventType, NpgsqlDbType.Varchar);
-            Text(copy, e.ResourceType);
-            Text(copy, e.ResourceId);
-            Text(copy, e.Action);
-            copy.Write(e.ActorType, NpgsqlDbType.Varchar);
-            Text(copy, e.ActorId);
-            Text(copy, e.ActorEmail);
-            Text(copy, e.ActorRole);
-            Text(copy, e.SessionId);
-            Text(copy, e.Details);
-            Text(copy, e.BeforeState);
-            Text(copy, e.AfterState);
-            Text(copy, e.Prompt);
-            Text(copy, e.SqlText);
-            Text(copy, e.TablesAccessed);
-            copy.Write(e.Success, NpgsqlDbType.Boolean);
-            Text(copy, e.ErrorMessage);
-            Int(copy, e.DurationMs);
-            Int(copy, e.RowsReturned);
-            copy.Write(e.SecurityLevel, NpgsqlDbType.Varchar);
-            Text(copy, e.DataClassifications);
-            Text(copy, e.ClientIp);
-            Text(copy, e.UserAgent);
-            Text(copy, e.RequestId);
+            if (rc != raw.SQLITE_OK) throw new SqliteException(raw.sqlite3_errmsg(db).utf8_to_string(), rc);
         }
-        copy.Complete();
+
+        /// <summary>Steps a statement that returns no rows, then resets it for the next use.</summary>
+        public void Run(sqlite3_stmt stmt)
+        {
+            var rc = raw.sqlite3_step(stmt);
+            raw.sqlite3_reset(stmt);
+            if (rc != raw.SQLITE_DONE) throw new SqliteException(raw.sqlite3_errmsg(db).utf8_to_string(), rc);
+        }
+
+        public Head? ReadHead(byte[] project)
+        {
+            var s = SelectHead;
+            try
+            {
+                Check(raw.sqlite3_bind_text(s, 1, project));
+                var rc = raw.sqlite3_step(s);
+                if (rc == raw.SQLITE_DONE) return null;
+                if (rc != raw.SQLITE_ROW) throw new SqliteException(raw.sqlite3_errmsg(db).utf8_to_string(), rc);
+                return new Head(raw.sqlite3_column_int64(s, 0), raw.sqlite3_column_blob(s, 1).ToArray());
+            }
+            finally { raw.sqlite3_reset(s); }
+        }
+
+        public bool UpdateHead(byte[] project, Head head, long now, long expectedSeq)
+        {
+            var s = UpdateHeadStmt;
+            Check(raw.sqlite3_bind_text(s, 1, project));
+            Check(raw.sqlite3_bind_int64(s, 2, head.Seq));
+            Check(raw.sqlite3_bind_blob(s, 3, head.Hash));
+            Check(raw.sqlite3_bind_int64(s, 4, now));
+            Check(raw.sqlite3_bind_int64(s, 5, expectedSeq));
+            Run(s);
+            return raw.sqlite3_changes(db) == 1;
+        }
+
+        public bool InsertHead(byte[] project, Head head, long now)
+        {
+            var s = InsertHeadStmt;
+            Check(raw.sqlite3_bind_text(s, 1, project));
+            Check(raw.sqlite3_bind_int64(s, 2, head.Seq));
+            Check(raw.sqlite3_bind_blob(s, 3, head.Hash));
+            Check(raw.sqlite3_bind_int64(s, 4, now));
+            Run(s);
+            return raw.sqlite3_changes(db) == 1;
+        }
+
+        /// <summary>
+        /// One audit_events row. The body holds id, occurred_at, then event_type..request_id in column order, each as a
+        /// 4-byte big-endian length (−1 for NULL) and its bytes: text is bound from those UTF-8 bytes, numbers decoded.
+        /// </summary>
+        public void Insert(Pending p, byte[] project)
+        {
+            var e = p.Event;
+            fixed (byte* buffer = p.Buffer)
+            fixed (byte* projectText = project)
+            fixed (byte* prev = e.PrevHash)
+            fixed (byte* hash = e.Hash)
+            {
+                var body = new ReadOnlySpan<byte>(buffer, p.BodyLength);
+                Text(1, projectText, 36);
+                Int(2, e.Seq);
+                Text(3, buffer + p.BodyLength, 36);
+                Blob(4, prev, e.PrevHash.Length);
+                Blob(5, hash, e.Hash.Length);
+                var at = 4 + 16; // past the id
+                Int(6, BinaryPrimitives.ReadInt64BigEndian(body[(at + 4)..]));
+                at += 4 + 8;
+                for (var column = 7; column <= 30; column++)
+                {
+                    var n = BinaryPrimitives.ReadInt32BigEndian(body[at..]);
+                    at += 4;
+                    if (n < 0) { Null(column); continue; }
+                    switch (column - 1)
+                    {
+                        case AuditRows.Success: Int(column, body[at]); break;
+                        case AuditRows.DurationMs or AuditRows.RowsReturned: Int(column, BinaryPrimitives.ReadInt64BigEndian(body[at..])); break;
+                        default: Text(column, buffer + at, n); break;
+                    }
+                    at += n;
+                }
+                var rc = raw.sqlite3_step(InsertEvent);
+                raw.sqlite3_reset(InsertEvent);
+                if (rc != raw.SQLITE_DONE) throw new SqliteException(raw.sqlite3_errmsg(db).utf8_to_string(), rc);
+            }
+        }
+
+        private void Text(int index, byte* value, int length) => Check(direct
+            ? NativeSqlite.sqlite3_bind_text(insertHandle, index, value, length, IntPtr.Zero)
+            : raw.sqlite3_bind_text(InsertEvent, index, new ReadOnlySpan<byte>(value, length)));
+
+        private void Blob(int index, byte* value, int length) => Check(direct
+            ? NativeSqlite.sqlite3_bind_blob(insertHandle, index, value, length, IntPtr.Zero)
+            : raw.sqlite3_bind_blob(InsertEvent, index, new ReadOnlySpan<byte>(value, length)));
+
+        private void Int(int index, long value) => Check(direct
+            ? NativeSqlite.sqlite3_bind_int64(insertHandle, index, value)
+            : raw.sqlite3_bind_int64(InsertEvent, index, value));
+
+        private void Null(int index) => Check(direct
+            ? NativeSqlite.sqlite3_bind_null(insertHandle, index)
+            : raw.sqlite3_bind_null(InsertEvent, index));
+
+        public void Dispose()
+        {
+            foreach (var s in new[] { Begin, Commit, Rollback, SelectHead, UpdateHeadStmt, InsertHeadStmt, InsertEvent }) s.Dispose();
+        }
     }
 
-    private static void Text(NpgsqlBinaryImporter copy, string? s)
+    /// <summary>
+    /// The batch as one binary COPY written by hand: a binary COPY field is a 4-byte big-endian length (−1 for NULL)
+    /// and the value's binary form, which for event_type..request_id is exactly the body encoding the producers made,
+    /// so those bytes are copied as they are. Only the header columns and occurred_at (microseconds since 2000) are
+    /// written per row.
+    /// </summary>
+    private void CopyPostgres(NpgsqlConnection c, List<Pending> batch)
     {
-        if (s is null) copy.WriteNull();
-        else copy.Write(s, NpgsqlDbType.Text);
-    }
-
-    private static void Int(NpgsqlBinaryImporter copy, long? v)
-    {
-        if (v is null) copy.WriteNull();
-        else copy.Write(v.Value, NpgsqlDbType.Bigint);
+        using var copy = c.BeginRawBinaryCopy($"COPY audit_events ({Columns}) FROM STDIN (FORMAT BINARY)");
+        try
+        {
+            var b = copyBuffer;
+            var p = 0;
+            PgCopy.Signature.CopyTo(b);
+            p += PgCopy.Signature.Length;
+            BinaryPrimitives.WriteInt32BigEndian(b.AsSpan(p), 0); p += 4; // flags
+            BinaryPrimitives.WriteInt32BigEndian(b.AsSpan(p), 0); p += 4; // no header extension
+            foreach (var pending in batch)
+            {
+                var e = pending.Event;
+                var body = pending.Body;
+                var row = 2 + 20 + 12 + 20 + 36 + 36 + 12 + (body.Length - 32);
+                if (p + row > b.Length)
+                {
+                    copy.Write(b, 0, p);
+                    p = 0;
+                    if (row > b.Length) copyBuffer = b = new byte[Math.Max(row, b.Length * 2)];
+                }
+                var s = b.AsSpan();
+                BinaryPrimitives.WriteInt16BigEndian(s[p..], 30); p += 2;
+                BinaryPrimitives.WriteInt32BigEndian(s[p..], 16); p += 4;
+                e.ProjectId.TryWriteBytes(s[p..], bigEndian: true, out _); p += 16;
+                BinaryPrimitives.WriteInt32BigEndian(s[p..], 8); p += 4;
+                BinaryPrimitives.WriteInt64BigEndian(s[p..], e.Seq); p += 8;
+                body[..20].CopyTo(s[p..]); p += 20; // id: length 16 and its big-endian bytes
+                BinaryPrimitives.WriteInt32BigEndian(s[p..], e.PrevHash.Length); p += 4;
+                e.PrevHash.CopyTo(s[p..]); p += e.PrevHash.Length;
+                BinaryPrimitives.WriteInt32BigEndian(s[p..], e.Hash.Length); p += 4;
+                e.Hash.CopyTo(s[p..]); p += e.Hash.Length;
+                BinaryPrimitives.WriteInt32BigEndian(s[p..], 8); p += 4;
+                BinaryPrimitives.WriteInt64BigEndian(s[p..], (BinaryPrimitives.ReadInt64BigEndian(body[24..]) - PgCopy.EpochTicks) / 10); p += 8;
+                body[32..].CopyTo(s[p..]); p += body.Length - 32;
+            }
+            if (p + 2 > b.Length) { copy.Write(b, 0, p); p = 0; }
+            BinaryPrimitives.WriteInt16BigEndian(b.AsSpan(p), -1); p += 2; // trailer
+            copy.Write(b, 0, p);
+        }
+        catch
+        {
+            copy.Cancel();
+            throw;
+        }
     }
 
     /// <summary>Stops accepting events, writes those already accepted, and closes the connection.</summary>
