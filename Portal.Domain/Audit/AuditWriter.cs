@@ -42,7 +42,8 @@ public sealed class AuditWriterOptions
 /// (the job worker, a second portal node) may therefore write to the same database: they queue on the lock instead of
 /// forking a chain. Heads are not cached across batches on purpose: an in-memory copy would go stale as soon as a
 /// second writer exists, and the locked read costs one indexed lookup (one round trip on PostgreSQL) per batch, not
-/// per event. The (project_id, seq) primary key is a second guard.
+/// per event. On SQLite the (project_id, seq) primary key is a second guard; on PostgreSQL the key also holds occurred_at
+/// (monthly partitions need it), so there the head's compare-and-set and the verifier's gap/repeat check are the guards.
 /// </para>
 /// <para>
 /// Failure: if a batch cannot be written every waiter in it gets a <see cref="DomainException"/> of kind
