@@ -237,16 +237,19 @@ public static class Program
         var file = Path.Combine(db.Folder, "export.csv");
         GC.Collect();
         var before = Process.GetCurrentProcess().WorkingSet64;
+        var sampler = new MemorySampler();
         var sw = Stopwatch.StartNew();
         long rows;
         await using (var output = new FileStream(file, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
             rows = await exporter.ExportAsync(project, new AuditExportFilter(), AuditExportFormat.Csv, output, AuditActor.System);
         sw.Stop();
+        sampler.Dispose();
         var proc = Process.GetCurrentProcess();
         var info = GC.GetGCMemoryInfo();
         Console.WriteLine($"   {rows:N0} rows, {new FileInfo(file).Length / 1048576.0:F0} MB CSV in {sw.Elapsed.TotalSeconds:F2} s ({rows / sw.Elapsed.TotalSeconds:N0} rows/s)");
         Console.WriteLine($"   peak working set {proc.PeakWorkingSet64 / 1048576.0:F0} MB (before export {before / 1048576.0:F0} MB), " +
             $"GC heap peak {info.HeapSizeBytes / 1048576.0:F0} MB, managed heap now {GC.GetTotalMemory(false) / 1048576.0:F0} MB");
+        Console.WriteLine($"   {sampler.Describe()}");
     }
 
     /// <summary>Fills the database in a child process so the seeding's memory does not count in this process's peak.</summary>

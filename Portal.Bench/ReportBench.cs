@@ -86,11 +86,13 @@ internal static class ReportBench
         GC.Collect();
         var before = Process.GetCurrentProcess().WorkingSet64;
         var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+        var sampler = new MemorySampler();
         var sw = Stopwatch.StartNew();
         var requested = await reports.RequestAsync(projectId, Guid.Empty, new ReportParameters { Type = ReportTypes.Soc2, From = from, To = to });
         var requestTime = sw.Elapsed;
         await reports.GenerateAsync(projectId, requested.ReportId, "bench");
         sw.Stop();
+        sampler.Dispose();
         var report = await reports.GetAsync(projectId, requested.ReportId);
         if (report.Status != ReportStatus.Ready) throw new InvalidOperationException(report.Error);
         var proc = Process.GetCurrentProcess();
@@ -98,6 +100,7 @@ internal static class ReportBench
             $"{sw.Elapsed.TotalSeconds:F2} s (request incl. COUNT {requestTime.TotalSeconds:F2} s), CPU {(proc.TotalProcessorTime - cpuBefore).TotalSeconds:F1} s during the report, " +
             $"{proc.TotalProcessorTime.TotalSeconds:F1} s total in process");
         Console.WriteLine($"   peak working set {proc.PeakWorkingSet64 / 1048576.0:F0} MB (before the report {before / 1048576.0:F0} MB), GC heap peak {GC.GetGCMemoryInfo().HeapSizeBytes / 1048576.0:F0} MB");
+        Console.WriteLine($"   {sampler.Describe()}");
         await using var ctx2 = await factory.CreateDbContextAsync();
         var pdf = await ctx2.ComplianceReportFiles.Where(f => f.ReportId == report.Id).Select(f => f.Pdf).SingleAsync();
         var file = Path.Combine(Path.GetTempPath(), $"bench-soc2-{provider}.pdf".ToLowerInvariant());

@@ -41,7 +41,9 @@ public sealed class ReportDataBuilder(IDbContextFactory<PortalDbContext> dbFacto
         // from the start, on its own connection and thread, alongside the aggregation. Its result is awaited (never
         // skipped or cached) before the report is assembled.
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        var verification = Task.Run(() => verifier.VerifyAsync(report.ProjectId, stop.Token), stop.Token);
+        // Without the file map: a report has a memory budget (300 MB for a million events), and mapped pages of a
+        // large SQLite file would count against it although they are only page cache.
+        var verification = Task.Run(() => verifier.WithoutFileMap().VerifyAsync(report.ProjectId, stop.Token), stop.Token);
         Task<ReportTotals>? totalsTask = null;
         try
         {
