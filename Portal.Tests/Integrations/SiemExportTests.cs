@@ -136,7 +136,8 @@ public class SiemExportTests
         Assert.Equal(0, (await world.Siem.ListAsync(world.ProjectId)).Items.Single().EventsBehind);
     }
 
-    private static List<JsonElement> Events(string concatenated)
+    /// <summary>The events of a Splunk HEC body (JSON objects concatenated without separators).</summary>
+    internal static List<JsonElement> Events(string concatenated)
     {
         var list = new List<JsonElement>();
         var reader = new Utf8JsonReader(Encoding.UTF8.GetBytes(concatenated), new JsonReaderOptions { AllowMultipleValues = true });
@@ -352,15 +353,5 @@ public class TwoWorkerTests
         Assert.Equal(Enumerable.Range(1, (int)cursor).Select(n => (long)n).ToList(), seqs);
     }
 
-    private static List<JsonElement> Events(string concatenated)
-    {
-        var list = new List<JsonElement>();
-        var reader = new Utf8JsonReader(Encoding.UTF8.GetBytes(concatenated), new JsonReaderOptions { AllowMultipleValues = true });
-        while (reader.Read())
-        {
-            using var doc = JsonDocument.ParseValue(ref reader);
-            list.Add(doc.RootElement.Clone());
-        }
-        return list;
-    }
+    private static List<JsonElement> Events(string concatenated) => SiemExportTests.Events(concatenated);
 }

@@ -99,17 +99,7 @@ public class SiemFastPathTests
         foreach (var e in filtered.Concat(everything)) Assert.Equal(expected[e.GetProperty("seq").GetInt64()], e.GetRawText());
     }
 
-    private static List<JsonElement> Events(string concatenated)
-    {
-        var list = new List<JsonElement>();
-        var reader = new Utf8JsonReader(Encoding.UTF8.GetBytes(concatenated), new JsonReaderOptions { AllowMultipleValues = true });
-        while (reader.Read())
-        {
-            using var doc = JsonDocument.ParseValue(ref reader);
-            list.Add(doc.RootElement.Clone());
-        }
-        return list;
-    }
+    private static List<JsonElement> Events(string concatenated) => SiemExportTests.Events(concatenated);
 
     // The string implementation the UTF-8 writers replaced, kept as the reference.
     private static string ReferenceCef(AuditEvent e)
