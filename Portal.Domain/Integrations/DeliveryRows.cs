@@ -21,29 +21,24 @@ internal static class DeliveryRows
     public static async Task InsertAsync(PortalDbContext db, IReadOnlyList<WebhookDelivery> rows, CancellationToken ct)
     {
         if (rows.Count == 0) return;
-        var conn = db.Database.GetDbConnection();
-        var tx = db.Database.CurrentTransaction?.GetDbTransaction() ?? throw new InvalidOperationException("Deliveries are inserted inside the staging transaction.");
+        var (conn, tx) = Current(db);
         if (db.IsSqlite)
         {
-            await using var cmd = conn.CreateCommand();
-            cmd.Transaction = tx;
-            cmd.CommandText = $"INSERT INTO webhook_deliveries ({InsertColumns}) VALUES (@id, @p, @e, @o, @t, @body, @s, @a, @next, @c)";
-            var ps = new DbParameter[10];
-            string[] names = ["@id", "@p", "@e", "@o", "@t", "@body", "@s", "@a", "@next", "@c"];
-            for (var i = 0; i < ps.Length; i++) cmd.Parameters.Add(ps[i] = SqlValues.P(db, names[i], null));
-            cmd.Prepare();
+            await using var cmd = SqlValues.PreparedSqlite(db, conn, tx,
+                $"INSERT INTO webhook_deliveries ({InsertColumns}) VALUES (@id, @p, @e, @o, @t, @body, @s, @a, @next, @c)",
+                ["@id", "@p", "@e", "@o", "@t", "@body", "@s", "@a", "@next", "@c"], out var ps);
             foreach (var d in rows)
             {
-                ps[0].Value = SqliteId(d.Id);
-                ps[1].Value = SqliteId(d.ProjectId);
-                ps[2].Value = SqliteId(d.EndpointId);
-                ps[3].Value = d.OutboxMessageId is { } m ? SqliteId(m) : DBNull.Value;
+                ps[0].Value = SqlValues.Sqlite(d.Id);
+                ps[1].Value = SqlValues.Sqlite(d.ProjectId);
+                ps[2].Value = SqlValues.Sqlite(d.EndpointId);
+                ps[3].Value = SqlValues.Sqlite(d.OutboxMessageId);
                 ps[4].Value = d.EventType;
                 ps[5].Value = d.Payload;
                 ps[6].Value = d.Status;
                 ps[7].Value = (long)d.Attempts;
-                ps[8].Value = d.NextAttemptAt.UtcTicks;
-                ps[9].Value = d.CreatedAt.UtcTicks;
+                ps[8].Value = SqlValues.Sqlite(d.NextAttemptAt);
+                ps[9].Value = SqlValues.Sqlite(d.CreatedAt);
                 await cmd.ExecuteNonQueryAsync(ct);
             }
             return;
@@ -97,17 +92,13 @@ internal static class DeliveryRows
         var (conn, tx) = Current(db);
         if (db.IsSqlite)
         {
-            await using var cmd = conn.CreateCommand();
-            cmd.Transaction = tx;
-            cmd.CommandText = "UPDATE outbox_messages SET processed_at = @now WHERE id = @id AND processed_at IS NULL";
-            var id = SqlValues.P(db, "@id", null);
-            cmd.Parameters.Add(SqlValues.P(db, "@now", now));
-            cmd.Parameters.Add(id);
-            cmd.Prepare();
+            await using var cmd = SqlValues.PreparedSqlite(db, conn, tx,
+                "UPDATE outbox_messages SET processed_at = @now WHERE id = @id AND processed_at IS NULL", ["@now", "@id"], out var ps);
+            ps[0].Value = SqlValues.Sqlite(now);
             var marked = 0;
             foreach (var m in messages)
             {
-                id.Value = SqliteId(m.Id);
+                ps[1].Value = SqlValues.Sqlite(m.Id);
                 marked += await cmd.ExecuteNonQueryAsync(ct);
             }
             return marked;
@@ -119,7 +110,7 @@ internal static class DeliveryRows
     }
 
     private static (DbConnection, DbTransaction) Current(PortalDbContext db) =>
-        (db.Database.GetDbConnection(), db.Database.CurrentTransaction?.GetDbTransaction() ?? throw new InvalidOperationException("Staging runs inside a transaction."));
+        (db.Database.GetDbConnection(), db.Database.CurrentTransaction?.GetDbTransaction() ?? throw new InvalidOperationException("Deliveries are staged and recorded inside the caller's transaction."));
 
     /// <summary>The outcome of one attempt, recorded only where the worker still holds the lease.</summary>
     public readonly record struct Attempt(Guid Id, string Status, int Attempts, int? ResponseCode, string? ResponseExcerpt,
@@ -132,30 +123,25 @@ internal static class DeliveryRows
     public static async Task<int> RecordAsync(PortalDbContext db, string token, DateTimeOffset attemptedAt, IReadOnlyList<Attempt> attempts, CancellationToken ct)
     {
         if (attempts.Count == 0) return 0;
-        var conn = db.Database.GetDbConnection();
-        var tx = db.Database.CurrentTransaction?.GetDbTransaction() ?? throw new InvalidOperationException("Attempts are recorded inside a transaction.");
+        var (conn, tx) = Current(db);
         if (db.IsSqlite)
         {
-            await using var cmd = conn.CreateCommand();
-            cmd.Transaction = tx;
-            cmd.CommandText = "UPDATE webhook_deliveries SET status = @s, attempts = @a, last_attempt_at = @at, response_code = @code, response_excerpt = @x, " +
-                "next_attempt_at = @next, delivered_at = @done, lease_owner = NULL, lease_until = NULL WHERE id = @id AND lease_owner = @token";
-            var ps = new DbParameter[9];
-            string[] names = ["@s", "@a", "@at", "@code", "@x", "@next", "@done", "@id", "@token"];
-            for (var i = 0; i < ps.Length; i++) cmd.Parameters.Add(ps[i] = SqlValues.P(db, names[i], null));
-            ps[2].Value = attemptedAt.UtcTicks;
+            await using var cmd = SqlValues.PreparedSqlite(db, conn, tx,
+                "UPDATE webhook_deliveries SET status = @s, attempts = @a, last_attempt_at = @at, response_code = @code, response_excerpt = @x, " +
+                "next_attempt_at = @next, delivered_at = @done, lease_owner = NULL, lease_until = NULL WHERE id = @id AND lease_owner = @token",
+                ["@s", "@a", "@at", "@code", "@x", "@next", "@done", "@id", "@token"], out var ps);
+            ps[2].Value = SqlValues.Sqlite(attemptedAt);
             ps[8].Value = token;
-            cmd.Prepare();
             var recorded = 0;
             foreach (var a in attempts)
             {
                 ps[0].Value = a.Status;
                 ps[1].Value = (long)a.Attempts;
                 ps[3].Value = a.ResponseCode is { } code ? (long)code : DBNull.Value;
-                ps[4].Value = (object?)a.ResponseExcerpt ?? DBNull.Value;
-                ps[5].Value = a.NextAttemptAt.UtcTicks;
-                ps[6].Value = a.DeliveredAt is { } d ? d.UtcTicks : DBNull.Value;
-                ps[7].Value = SqliteId(a.Id);
+                ps[4].Value = SqlValues.Sqlite(a.ResponseExcerpt);
+                ps[5].Value = SqlValues.Sqlite(a.NextAttemptAt);
+                ps[6].Value = SqlValues.Sqlite(a.DeliveredAt);
+                ps[7].Value = SqlValues.Sqlite(a.Id);
                 recorded += await cmd.ExecuteNonQueryAsync(ct);
             }
             return recorded;
@@ -176,8 +162,6 @@ internal static class DeliveryRows
         pg.Parameters.Add(new NpgsqlParameter("token", NpgsqlDbType.Varchar) { Value = token });
         return await pg.ExecuteNonQueryAsync(ct);
     }
-
-    private static string SqliteId(Guid id) => id.ToString().ToUpperInvariant();
 
     private static NpgsqlParameter Column<TRow, T>(string name, NpgsqlDbType type, IReadOnlyList<TRow> rows, Func<TRow, T> value)
     {

@@ -42,17 +42,31 @@ public sealed class IntegrationsOptions
 /// <summary>Raw SQL parameters that match how EF stores values on each provider (SQLite: upper-case GUID text, UTC ticks).</summary>
 internal static class SqlValues
 {
-    public static DbParameter P(PortalDbContext db, string name, object? value)
+    public static DbParameter P(PortalDbContext db, string name, object? value) =>
+        db.IsSqlite ? new SqliteParameter(name, Sqlite(value)) : new NpgsqlParameter(name, value ?? DBNull.Value);
+
+    /// <summary>A value as EF stores it in SQLite, for re-binding a prepared statement's parameters row by row.</summary>
+    public static object Sqlite(object? value) => value switch
     {
-        if (db.IsSqlite)
-            return new SqliteParameter(name, value switch
-            {
-                null => DBNull.Value,
-                Guid g => g.ToString().ToUpperInvariant(),
-                DateTimeOffset d => d.UtcTicks,
-                bool b => b ? 1L : 0L,
-                _ => value,
-            });
-        return new NpgsqlParameter(name, value ?? DBNull.Value);
+        null => DBNull.Value,
+        Guid g => g.ToString().ToUpperInvariant(),
+        DateTimeOffset d => d.UtcTicks,
+        bool b => b ? 1L : 0L,
+        _ => value,
+    };
+
+    /// <summary>
+    /// A SQLite command prepared once with parameters named <paramref name="names"/> (values NULL until set, through
+    /// <see cref="Sqlite"/>), for statements re-bound per row inside the caller's transaction.
+    /// </summary>
+    public static DbCommand PreparedSqlite(PortalDbContext db, DbConnection conn, DbTransaction tx, string sql, string[] names, out DbParameter[] parameters)
+    {
+        var cmd = conn.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = sql;
+        parameters = new DbParameter[names.Length];
+        for (var i = 0; i < names.Length; i++) cmd.Parameters.Add(parameters[i] = P(db, names[i], null));
+        cmd.Prepare();
+        return cmd;
     }
 }

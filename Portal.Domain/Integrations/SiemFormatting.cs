@@ -67,7 +67,7 @@ public static class SiemFormatting
         w.WriteString("security_level"u8, e.SecurityLevel);
         Opt(w, "client_ip"u8, e.ClientIp);
         Opt(w, "request_id"u8, e.RequestId);
-        WriteHex(w, "hash"u8, e.Hash);
+        w.WriteHex("hash"u8, e.Hash);
         w.WriteEndObject();
     }
 
@@ -130,18 +130,9 @@ public static class SiemFormatting
         w.WriteString("project_id"u8, e.ProjectId);
         Opt(w, "resource_type"u8, e.ResourceType);
         Opt(w, "resource_id"u8, e.ResourceId);
-        WriteHex(w, "hash"u8, e.Hash);
+        w.WriteHex("hash"u8, e.Hash);
         w.WriteEndObject();
         w.WriteEndObject();
-    }
-
-    // Hex into a stack buffer: the string Convert.ToHexStringLower allocates was one of the largest per-event costs.
-    private static void WriteHex(Utf8JsonWriter w, ReadOnlySpan<byte> name, byte[] value)
-    {
-        if (value.Length > 64) { w.WriteString(name, Convert.ToHexStringLower(value)); return; }
-        Span<byte> hex = stackalloc byte[128];
-        Convert.TryToHexStringLower(value, hex, out var n);
-        w.WriteString(name, hex[..n]);
     }
 
     private static void Opt(Utf8JsonWriter w, ReadOnlySpan<byte> name, string? value)

@@ -175,7 +175,6 @@ public sealed class AuditArchiver(IDbContextFactory<PortalDbContext> dbFactory, 
         var cSec = cutoffs[EventClasses.SecurityConfig];
         var cQuery = cutoffs[EventClasses.Query];
         var cAct = cutoffs[EventClasses.Activity];
-        Span<byte> hex = stackalloc byte[2 * AuditHash.Size];
         while (rows.Read())
         {
             if ((seqs.Count & 0xFFFF) == 0) ct.ThrowIfCancellationRequested();
@@ -197,7 +196,7 @@ public sealed class AuditArchiver(IDbContextFactory<PortalDbContext> dbFactory, 
             f.Count++;
             seqs.Add(seq);
             w.Reset(f.Pending);
-            WriteLine(w, rows, projectId, seq, ticks, hex);
+            WriteLine(w, rows, projectId, seq, ticks);
             w.Flush();
             f.Pending.Write("\n"u8);
             if (f.Pending.WrittenCount >= ChunkBytes) f.FlushChunk(wait: false);
@@ -216,14 +215,14 @@ public sealed class AuditArchiver(IDbContextFactory<PortalDbContext> dbFactory, 
 
     private static JsonEncodedText?[] Names(string[] names) => names.Select(n => n.Length == 0 ? (JsonEncodedText?)null : JsonEncodedText.Encode(n)).ToArray();
 
-    private static void WriteLine(Utf8JsonWriter w, AuditRows rows, Guid projectId, long seq, long ticks, Span<byte> hex)
+    private static void WriteLine(Utf8JsonWriter w, AuditRows rows, Guid projectId, long seq, long ticks)
     {
         w.WriteStartObject();
         w.WriteString("project_id"u8, projectId);
         w.WriteNumber("seq"u8, seq);
         w.WriteString("id"u8, rows.Guid(AuditRows.Id));
-        w.WriteString("prev_hash"u8, Hex(rows.Blob(AuditRows.PrevHash), hex));
-        w.WriteString("hash"u8, Hex(rows.Blob(AuditRows.Hash), hex));
+        w.WriteHex("prev_hash"u8, rows.Blob(AuditRows.PrevHash));
+        w.WriteHex("hash"u8, rows.Blob(AuditRows.Hash));
         w.WriteNumber("occurred_at_ticks"u8, ticks);
         w.WriteString("occurred_at"u8, new DateTime(ticks, DateTimeKind.Utc));
         for (var c = 6; c < TextColumns.Length; c++)
@@ -235,13 +234,6 @@ public sealed class AuditArchiver(IDbContextFactory<PortalDbContext> dbFactory, 
         if (!rows.IsNull(AuditRows.DurationMs)) w.WriteNumber("duration_ms"u8, rows.Int64(AuditRows.DurationMs));
         if (!rows.IsNull(AuditRows.RowsReturned)) w.WriteNumber("rows_returned"u8, rows.Int64(AuditRows.RowsReturned));
         w.WriteEndObject();
-    }
-
-    private static ReadOnlySpan<byte> Hex(ReadOnlySpan<byte> bytes, Span<byte> destination)
-    {
-        if (bytes.Length * 2 > destination.Length) return Encoding.ASCII.GetBytes(Convert.ToHexStringLower(bytes));
-        Convert.TryToHexStringLower(bytes, destination, out var n);
-        return destination[..n];
     }
 
     private async Task CommitAsync(Guid projectId, List<AuditArchive> manifests, List<long> seqs, CancellationToken ct)
