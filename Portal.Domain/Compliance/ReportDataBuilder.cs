@@ -93,7 +93,11 @@ public sealed class ReportDataBuilder(IDbContextFactory<PortalDbContext> dbFacto
         for (var d = DateOnly.FromDateTime(p.From.UtcDateTime); d.ToDateTime(TimeOnly.MinValue) < p.To.UtcDateTime; d = d.AddDays(1))
             days.Add(totals.Daily.TryGetValue(d, out var v) ? new DayActivity(d, v.Ok, v.Failed) : new DayActivity(d, 0, 0));
         var reasons = new Dictionary<string, long>();
-        foreach (var (k, t) in totals.FailuresBy) reasons[ReportTotals.Reason(k)] = reasons.GetValueOrDefault(ReportTotals.Reason(k)) + t.Count;
+        foreach (var (k, t) in totals.FailuresBy)
+        {
+            var reason = ReportTotals.Reason(k);
+            reasons[reason] = reasons.GetValueOrDefault(reason) + t.Count;
+        }
         var byReason = reasons.OrderByDescending(x => x.Value).ThenBy(x => x.Key, StringComparer.Ordinal).Select(x => new ReasonCount(x.Key, x.Value)).ToList();
         long total = totals.Total;
 

@@ -90,8 +90,7 @@ public sealed class SqliteEngine(string path) : IDatasourceEngine
             finally
             {
                 if (reusable) pool.Return(session);
-                else session.Dispose();
-                if (!reusable) session = null;
+                else { session.Dispose(); session = null; }
             }
         }
     }

@@ -24,8 +24,8 @@ public sealed record ApiKeySnapshot(
 /// </summary>
 public sealed class ApiKeyCache(TimeProvider clock)
 {
-    /// <summary>How long a row may be reused before it is read again.</summary>
-    public static readonly TimeSpan Lifetime = TimeSpan.FromSeconds(1);
+    /// <summary>How long a row may be reused before it is read again: the gateway's one freshness bound for every lookup.</summary>
+    public static readonly TimeSpan Lifetime = Gateway.GatewayLookupCache.Lifetime;
 
     // Bounded so a flood of distinct valid keys cannot grow the memo without limit; a full memo just starts over.
     private const int MaxEntries = 10_000;
