@@ -57,6 +57,14 @@ ns = {"t": "http://microsoft.com/schemas/VisualStudio/TeamTest/2010"}
 c = ET.parse(sys.argv[1]).getroot().find("t:ResultSummary/t:Counters", ns)
 passed, failed = int(c.get("passed")), int(c.get("failed")) + int(c.get("error")) + int(c.get("timeout")) + int(c.get("aborted"))
 skipped = int(c.get("notExecuted"))
+# Failed tests are repeated here with the first lines of their message, so the end of the log names them.
+for r in ET.parse(sys.argv[1]).getroot().iter("{%s}UnitTestResult" % ns["t"]):
+    if r.get("outcome") not in ("Passed", "NotExecuted"):
+        msg = r.find("t:Output/t:ErrorInfo/t:Message", ns)
+        text = (msg.text or "").strip().splitlines() if msg is not None else []
+        print(f"FAILED {r.get('testName')} ({r.get('outcome')})")
+        for line in text[:6]:
+            print(f"    {line[:300]}")
 print(f"Tests: {passed} passed, {failed} failed, {skipped} skipped")
 PY
 fi
