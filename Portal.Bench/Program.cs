@@ -235,21 +235,26 @@ public static class Program
         await using var writer = new AuditWriter(db.Database, TimeProvider.System);
         var exporter = new AuditExporter(db.Database, writer);
         var file = Path.Combine(db.Folder, "export.csv");
-        GC.Collect();
-        var before = Process.GetCurrentProcess().WorkingSet64;
-        var sampler = new MemorySampler();
-        var sw = Stopwatch.StartNew();
-        long rows;
-        await using (var output = new FileStream(file, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
-            rows = await exporter.ExportAsync(project, new AuditExportFilter(), AuditExportFormat.Csv, output, AuditActor.System);
-        sw.Stop();
-        sampler.Dispose();
-        var proc = Process.GetCurrentProcess();
-        var info = GC.GetGCMemoryInfo();
-        Console.WriteLine($"   {rows:N0} rows, {new FileInfo(file).Length / 1048576.0:F0} MB CSV in {sw.Elapsed.TotalSeconds:F2} s ({rows / sw.Elapsed.TotalSeconds:N0} rows/s)");
-        Console.WriteLine($"   peak working set {proc.PeakWorkingSet64 / 1048576.0:F0} MB (before export {before / 1048576.0:F0} MB), " +
-            $"GC heap peak {info.HeapSizeBytes / 1048576.0:F0} MB, managed heap now {GC.GetTotalMemory(false) / 1048576.0:F0} MB");
-        Console.WriteLine($"   {sampler.Describe()}");
+        // Run 1 is the first export of a fresh process (the JIT still compiling the export's code); run 2 is the same
+        // export again, as it runs in a portal that has exported before. Each run's memory is sampled on its own.
+        for (var run = 1; run <= 2; run++)
+        {
+            GC.Collect();
+            var before = Process.GetCurrentProcess().WorkingSet64;
+            var sampler = new MemorySampler();
+            var sw = Stopwatch.StartNew();
+            long rows;
+            await using (var output = new FileStream(file, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
+                rows = await exporter.ExportAsync(project, new AuditExportFilter(), AuditExportFormat.Csv, output, AuditActor.System);
+            sw.Stop();
+            sampler.Dispose();
+            var proc = Process.GetCurrentProcess();
+            var info = GC.GetGCMemoryInfo();
+            Console.WriteLine($"   run {run} ({(run == 1 ? "fresh process" : "exported before")}): {rows:N0} rows, {new FileInfo(file).Length / 1048576.0:F0} MB CSV in {sw.Elapsed.TotalSeconds:F2} s ({rows / sw.Elapsed.TotalSeconds:N0} rows/s)");
+            Console.WriteLine($"     peak working set of the process so far {proc.PeakWorkingSet64 / 1048576.0:F0} MB (before this export {before / 1048576.0:F0} MB), " +
+                $"GC heap {info.HeapSizeBytes / 1048576.0:F0} MB, managed heap now {GC.GetTotalMemory(false) / 1048576.0:F0} MB");
+            Console.WriteLine($"     {sampler.Describe()}");
+        }
     }
 
     /// <summary>Fills the database in a child process so the seeding's memory does not count in this process's peak.</summary>
@@ -266,6 +271,19 @@ public static class Program
         if (child.ExitCode != 0) throw new InvalidOperationException("seeding failed: " + output);
         var project = Guid.Parse(output.Trim().Split('\n')[^1]);
         Console.WriteLine($"   seeded {events:N0} events in {sw.Elapsed.TotalSeconds:F1} s (child process)");
+        if (db.Database.Provider == DatabaseProvider.Postgres && Environment.GetEnvironmentVariable("PORTAL_BENCH_COLD") != "1")
+        {
+            // A bulk load leaves every row without its commit hint bits, so the first read of the table also rewrites
+            // every page. In service, autovacuum (insert-triggered since PostgreSQL 13) and earlier reads have done that
+            // long before anyone exports; VACUUM here gives the benchmark that steady state. PORTAL_BENCH_COLD=1 skips it
+            // to measure the first read straight after a bulk load.
+            sw.Restart();
+            await using var c = new NpgsqlConnection(db.Database.ConnectionString);
+            await c.OpenAsync();
+            await using var vacuum = new NpgsqlCommand("VACUUM (ANALYZE) audit_events", c) { CommandTimeout = 600 };
+            await vacuum.ExecuteNonQueryAsync();
+            Console.WriteLine($"   VACUUM (ANALYZE) audit_events after the bulk load: {sw.Elapsed.TotalSeconds:F1} s");
+        }
         return project;
     }
 
