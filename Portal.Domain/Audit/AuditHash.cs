@@ -139,7 +139,7 @@ public static class AuditHash
             // The cursor already holds event_type..request_id in this encoding (PostgreSQL binary COPY).
             if (p + tail.Length > scratch.Length) Array.Resize(ref scratch, Math.Max(scratch.Length * 2, p + tail.Length));
             tail.CopyTo(scratch.AsSpan(p));
-            SHA256.HashData(scratch.AsSpan(0, p + tail.Length), destination);
+            FastSha256.Hash(scratch.AsSpan(0, p + tail.Length), destination);
             return;
         }
         for (var c = AuditRows.OccurredAt + 1; c < 30; c++)
@@ -162,7 +162,7 @@ public static class AuditHash
                     break;
             }
         }
-        SHA256.HashData(scratch.AsSpan(0, p), destination);
+        FastSha256.Hash(scratch.AsSpan(0, p), destination);
     }
 
     private static void Uuid(Span<byte> s, ref int p, AuditRows r, int column)

@@ -74,34 +74,51 @@ internal abstract class AuditRows : IDisposable
 
     private sealed class SqliteRows : AuditRows
     {
-        private readonly SqliteConnection connection;
+        private readonly sqlite3 connection;
         private readonly sqlite3_stmt stmt;
         private readonly IntPtr handle;
         private readonly bool direct;
-        private readonly bool mapped;
 
         public SqliteRows(string connectionString, string sql, IReadOnlyList<(string Name, object Value)> parameters, bool mapFile = false)
         {
-            connection = new SqliteConnection(connectionString);
-            connection.Open();
-            if (mapFile)
+            // The cursor's own connection, opened through SQLitePCLRaw rather than taken from Microsoft.Data.Sqlite's
+            // pool: a cursor is used by one thread at a time, so it can run in SQLite's multi-thread mode
+            // (SQLITE_OPEN_NOMUTEX) — no mutex taken and released around each of the ~80 column calls per row, which was
+            // a fifth of a full scan's CPU. It only reads; closing it leaves no setting behind for anyone else.
+            Batteries_V2.Init();
+            var builder = new SqliteConnectionStringBuilder(connectionString);
+            var flags = raw.SQLITE_OPEN_READWRITE | raw.SQLITE_OPEN_NOMUTEX
+                | (builder.DataSource.StartsWith("file:", StringComparison.OrdinalIgnoreCase) ? raw.SQLITE_OPEN_URI : 0);
+            var rc = raw.sqlite3_open_v2(builder.DataSource, out connection, flags, null);
+            if (rc != raw.SQLITE_OK)
             {
-                // SQLite caps the size at its compile-time maximum.
-                Pragma("PRAGMA mmap_size = 1099511627776");
-                mapped = true;
+                var message = connection.IsInvalid ? raw.sqlite3_errstr(rc).utf8_to_string() : raw.sqlite3_errmsg(connection).utf8_to_string();
+                connection.Dispose();
+                throw new SqliteException($"Cannot open the audit database for reading: {message}", rc);
             }
-            var rc = raw.sqlite3_prepare_v2(connection.Handle, sql, out stmt);
-            Check(rc);
-            foreach (var (name, value) in parameters)
+            try
             {
-                var index = raw.sqlite3_bind_parameter_index(stmt, name);
-                if (index == 0) continue;
-                Check(value switch
+                raw.sqlite3_busy_timeout(connection, Math.Max(1, builder.DefaultTimeout) * 1000);
+                // SQLite caps the size at its compile-time maximum.
+                if (mapFile) Check(raw.sqlite3_exec(connection, "PRAGMA mmap_size = 1099511627776"));
+                Check(raw.sqlite3_prepare_v2(connection, sql, out stmt));
+                foreach (var (name, value) in parameters)
                 {
-                    string s => raw.sqlite3_bind_text(stmt, index, s),
-                    long l => raw.sqlite3_bind_int64(stmt, index, l),
-                    _ => throw new ArgumentException($"Unsupported parameter type {value.GetType()}", nameof(parameters)),
-                });
+                    var index = raw.sqlite3_bind_parameter_index(stmt, name);
+                    if (index == 0) continue;
+                    Check(value switch
+                    {
+                        string s => raw.sqlite3_bind_text(stmt, index, s),
+                        long l => raw.sqlite3_bind_int64(stmt, index, l),
+                        _ => throw new ArgumentException($"Unsupported parameter type {value.GetType()}", nameof(parameters)),
+                    });
+                }
+            }
+            catch
+            {
+                stmt?.Dispose();
+                connection.Dispose();
+                throw;
             }
             handle = stmt.DangerousGetHandle();
             direct = NativeSqlite.Available;
@@ -109,14 +126,7 @@ internal abstract class AuditRows : IDisposable
 
         private void Check(int rc)
         {
-            if (rc != raw.SQLITE_OK) throw new SqliteException(raw.sqlite3_errmsg(connection.Handle).utf8_to_string(), rc);
-        }
-
-        private void Pragma(string sql)
-        {
-            using var cmd = connection.CreateCommand();
-            cmd.CommandText = sql;
-            cmd.ExecuteNonQuery();
+            if (rc != raw.SQLITE_OK) throw new SqliteException(raw.sqlite3_errmsg(connection).utf8_to_string(), rc);
         }
 
         public override bool Read()
@@ -124,7 +134,7 @@ internal abstract class AuditRows : IDisposable
             var rc = raw.sqlite3_step(stmt);
             if (rc == raw.SQLITE_ROW) return true;
             if (rc == raw.SQLITE_DONE) return false;
-            throw new SqliteException(raw.sqlite3_errmsg(connection.Handle).utf8_to_string(), rc);
+            throw new SqliteException(raw.sqlite3_errmsg(connection).utf8_to_string(), rc);
         }
 
         public override bool IsNull(int column) =>
@@ -143,36 +153,47 @@ internal abstract class AuditRows : IDisposable
         }
 
         // The text form 8-4-4-4-12 lists the bytes in big-endian order, so decoding the hex digits in place gives the
-        // hash's encoding without building a Guid and writing it back out.
+        // hash's encoding without building a Guid and writing it back out. project_id is the same on every row of a
+        // scan, so the last text decoded is remembered (36 bytes compared instead of 32 digits decoded).
+        private readonly byte[] lastText = new byte[36], lastBytes = new byte[16];
+        private bool lastValid;
+
         public override void CopyUuid(int column, Span<byte> destination)
         {
             var text = Blob(column);
+            if (lastValid && text.SequenceEqual(lastText)) { lastBytes.CopyTo(destination); return; }
             if (text.Length != 36 || text[8] != '-' || text[13] != '-' || text[18] != '-' || text[23] != '-')
                 throw new FormatException($"Column {column} does not hold a UUID.");
             var d = 0;
+            var bad = 0;
             for (var i = 0; i < 36; i += 2)
             {
                 if (i is 8 or 13 or 18 or 23) i++;
-                var hi = HexValue(text[i]);
-                var lo = HexValue(text[i + 1]);
-                if ((hi | lo) < 0) throw new FormatException($"Column {column} does not hold a UUID.");
+                int hi = Hex[text[i]], lo = Hex[text[i + 1]];
+                bad |= hi | lo;
                 destination[d++] = (byte)(hi << 4 | lo);
+            }
+            if (bad < 0) throw new FormatException($"Column {column} does not hold a UUID.");
+            if (column == ProjectId)
+            {
+                text.CopyTo(lastText);
+                destination[..16].CopyTo(lastBytes);
+                lastValid = true;
             }
         }
 
-        private static int HexValue(byte c) => c switch
+        // Hex digit values by byte, -1 for anything else.
+        private static readonly sbyte[] Hex = Enumerable.Range(0, 256).Select(c => (sbyte)(c switch
         {
-            >= (byte)'0' and <= (byte)'9' => c - '0',
-            >= (byte)'A' and <= (byte)'F' => c - 'A' + 10,
-            >= (byte)'a' and <= (byte)'f' => c - 'a' + 10,
+            >= '0' and <= '9' => c - '0',
+            >= 'A' and <= 'F' => c - 'A' + 10,
+            >= 'a' and <= 'f' => c - 'a' + 10,
             _ => -1,
-        };
+        })).ToArray();
 
         public override void Dispose()
         {
             stmt.Dispose();
-            // The connection goes back to the pool: its next user (an export) must not inherit the map.
-            if (mapped) Pragma("PRAGMA mmap_size = 0");
             connection.Dispose();
         }
     }
