@@ -28,6 +28,7 @@ public static class Program
                   audit-seed    <sqlite|postgres> <connection-string> <events> [projects=1]
                   audit-search  [sqlite|postgres|both] [events=10000000] [runs=20] [keep=0]
                   audit-search-at <sqlite|postgres> <connection-string> [runs=20]
+                  audit-export-at <sqlite|postgres> <connection-string> [folder]   (two exports of the longest chain of an existing database)
                   audit-verify-at <sqlite|postgres> <connection-string> [runs=1]   (the longest chain of an existing database)
                   gateway-overhead [sqlite|postgres|both] [calls=3000] [wrk-seconds=10] [connections=32]
                   ingest-until-killed <sqlite|postgres> <connection-string> <ack-file>
@@ -59,6 +60,9 @@ public static class Program
                 return 0;
             case "audit-search":
                 foreach (var p in Providers(rest)) await SearchBench.RunAsync(p, Arg(rest, 1, 10_000_000), (int)Arg(rest, 2, 20), Arg(rest, 3, 0) == 1);
+                return 0;
+            case "audit-export-at":
+                await ExportExisting(new PortalDatabase(ParseProvider(rest[0]), rest[1]), rest.Length > 2 ? rest[2] : Path.Combine(Path.GetTempPath(), "portal-bench", "export-at"));
                 return 0;
             case "audit-verify-at":
                 await VerifyExisting(new PortalDatabase(ParseProvider(rest[0]), rest[1]), (int)Arg(rest, 2, 1));
@@ -199,20 +203,20 @@ public static class Program
         }
     }
 
+    private static async Task<(Guid Project, long Events)> LongestChain(PortalDatabase database)
+    {
+        await using var c = database.Provider == DatabaseProvider.Sqlite ? (System.Data.Common.DbConnection)new SqliteConnection(database.ConnectionString) : new NpgsqlConnection(database.ConnectionString);
+        await c.OpenAsync();
+        await using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT project_id, seq FROM audit_chain_heads ORDER BY seq DESC LIMIT 1";
+        await using var r = await cmd.ExecuteReaderAsync();
+        await r.ReadAsync();
+        return (r.GetValue(0) is Guid g ? g : Guid.Parse(r.GetString(0)), r.GetInt64(1));
+    }
+
     private static async Task VerifyExisting(PortalDatabase database, int runs)
     {
-        Guid project;
-        long events;
-        await using (var c = database.Provider == DatabaseProvider.Sqlite ? (System.Data.Common.DbConnection)new SqliteConnection(database.ConnectionString) : new NpgsqlConnection(database.ConnectionString))
-        {
-            await c.OpenAsync();
-            await using var cmd = c.CreateCommand();
-            cmd.CommandText = "SELECT project_id, seq FROM audit_chain_heads ORDER BY seq DESC LIMIT 1";
-            await using var r = await cmd.ExecuteReaderAsync();
-            await r.ReadAsync();
-            project = r.GetValue(0) is Guid g ? g : Guid.Parse(r.GetString(0));
-            events = r.GetInt64(1);
-        }
+        var (project, events) = await LongestChain(database);
         Console.WriteLine($"== audit-verify-at {database.Provider}: {events:N0} events in one project (no warm-up pass)");
         var verifier = new AuditVerifier(database);
         for (var run = 1; run <= runs; run++)
@@ -232,9 +236,23 @@ public static class Program
         Console.WriteLine($"== audit-export {provider}: {events:N0} events to CSV");
         await using var db = await BenchDatabase.CreateAsync(provider);
         var project = await SeedInChild(db, events);
-        await using var writer = new AuditWriter(db.Database, TimeProvider.System);
-        var exporter = new AuditExporter(db.Database, writer);
-        var file = Path.Combine(db.Folder, "export.csv");
+        await ExportRuns(db.Database, project, db.Folder);
+    }
+
+    /// <summary>The export of an existing database's longest chain (a database kept from an earlier run).</summary>
+    private static async Task ExportExisting(PortalDatabase database, string folder)
+    {
+        var (project, events) = await LongestChain(database);
+        Console.WriteLine($"== audit-export-at {database.Provider}: {events:N0} events to CSV");
+        Directory.CreateDirectory(folder);
+        await ExportRuns(database, project, folder);
+    }
+
+    private static async Task ExportRuns(PortalDatabase database, Guid project, string folder)
+    {
+        await using var writer = new AuditWriter(database, TimeProvider.System);
+        var exporter = new AuditExporter(database, writer);
+        var file = Path.Combine(folder, "export.csv");
         // Run 1 is the first export of a fresh process (the JIT still compiling the export's code); run 2 is the same
         // export again, as it runs in a portal that has exported before. Each run's memory is sampled on its own.
         for (var run = 1; run <= 2; run++)
