@@ -286,6 +286,12 @@ internal static class GatewayBench
         var bareScript = Script(false);
         var governedUrl = $"{url}/api/v1/queries/{queryId}/execute";
         var bareUrl = $"{url}/bench/bare/{queryId}";
+        if (Environment.GetEnvironmentVariable("PORTAL_BENCH_WRK_ONLY") == "governed")
+        {
+            // For profiling the governed endpoint alone (perf record on this process): no bare runs, no ratio.
+            Console.WriteLine($"   governed only: {await Wrk(governedUrl, governedScript, seconds, connections)}");
+            return;
+        }
         // Warm-up both, then alternate bare and governed twice so both see the same load.
         await Wrk(bareUrl, bareScript, 3, connections, check: false);
         await Wrk(governedUrl, governedScript, 3, connections, check: false);

@@ -40,9 +40,10 @@ public sealed class AuditWriterOptions
 /// it touches inside its own transaction under the write lock (SQLite BEGIN IMMEDIATE; PostgreSQL SELECT ... FOR
 /// UPDATE), assigns seq, prev_hash and hash, advances the heads and inserts the events, then commits. Other processes
 /// (the job worker, a second portal node) may therefore write to the same database: they queue on the lock instead of
-/// forking a chain. Heads are not cached across batches on purpose: an in-memory copy would go stale as soon as a
-/// second writer exists, and the locked read costs one indexed lookup (one round trip on PostgreSQL) per batch, not
-/// per event. On SQLite the (project_id, seq) primary key is a second guard; on PostgreSQL the key also holds occurred_at
+/// forking a chain. On PostgreSQL a batch of up to 64 events for projects whose heads this writer committed last goes
+/// in one round trip instead (one autocommit statement that moves each head only if it still holds the seq this
+/// writer left there, and undoes itself otherwise); a second writer makes that guard fail, and the batch is then written
+/// the locked way above. On SQLite the (project_id, seq) primary key is a second guard; on PostgreSQL the key also holds occurred_at
 /// (monthly partitions need it), so there the head's compare-and-set and the verifier's gap/repeat check are the guards.
 /// </para>
 /// <para>
@@ -96,12 +97,16 @@ public sealed class AuditWriter : IAsyncDisposable, IDisposable
     private readonly Dictionary<Guid, byte[]> sqliteIds = new();
     private byte[] copyBuffer = new byte[1 << 16];
 
-    private long batchesWritten, eventsWritten, writeTicks;
+    private long batchesWritten, eventsWritten, writeTicks, oneTripBatches, staleHeads;
 
     /// <summary>Committed batches since start (for metrics: events per batch shows how well commits are shared).</summary>
     public long BatchesWritten => Interlocked.Read(ref batchesWritten);
     /// <summary>Committed events since start.</summary>
     public long EventsWritten => Interlocked.Read(ref eventsWritten);
+    /// <summary>PostgreSQL batches written in one round trip.</summary>
+    public long OneTripBatches => Interlocked.Read(ref oneTripBatches);
+    /// <summary>PostgreSQL one-round-trip attempts undone because another writer had moved a head.</summary>
+    public long StaleHeads => Interlocked.Read(ref staleHeads);
     /// <summary>Time spent chaining, inserting and committing, for metrics.</summary>
     public TimeSpan WriteTime => TimeSpan.FromTicks(Interlocked.Read(ref writeTicks));
 
@@ -200,12 +205,14 @@ public sealed class AuditWriter : IAsyncDisposable, IDisposable
             }
             catch (ChainMovedException) when (attempt < MaxChainRetries)
             {
+                committedHeads.Clear();
                 // Another writer created the same project's first head at the same moment; its row is there now.
                 Rollback();
             }
             catch (Exception ex)
             {
                 logger.LogError(ex, "Audit batch of {Count} events could not be written; every request in it is refused", batch.Count);
+                committedHeads.Clear();
                 // The transaction was begun with plain SQL, which a pooled connection would not undo on its return.
                 if (connection is not null) Rollback();
                 CloseConnection();
@@ -259,7 +266,147 @@ public sealed class AuditWriter : IAsyncDisposable, IDisposable
         st.Run(st.Commit);
     }
 
+    /// <summary>
+    /// Each project's head as this writer's last commit left it. A batch of only such projects is written in one
+    /// round trip (<see cref="TryWritePostgresOneTrip"/>); the head's seq guard there catches another writer having
+    /// moved on since. Cleared on any failure, so after one the heads are read again under lock.
+    /// </summary>
+    private readonly Dictionary<Guid, Head> committedHeads = new();
+
+    /// <summary>Batches up to this size take the one-round-trip statement; larger ones stream through COPY.</summary>
+    private const int OneTripMaxEvents = 64;
+
     private void WritePostgres(NpgsqlConnection c, List<Pending> batch)
+    {
+        if (batch.Count <= OneTripMaxEvents && TryWritePostgresOneTrip(c, batch)) return;
+        WritePostgresLocked(c, batch);
+    }
+
+    /// <summary>
+    /// One statement, in autocommit, so one round trip including the durable commit: the heads move from the values
+    /// this writer committed last (seq guard) and the events are inserted from arrays. If another writer moved a head
+    /// since, the count check divides by zero, the whole statement (heads and events) is undone, and the caller falls
+    /// back to reading the heads under lock. False when the batch cannot or could not go this way; nothing is written then.
+    /// </summary>
+    private bool TryWritePostgresOneTrip(NpgsqlConnection c, List<Pending> batch)
+    {
+        var heads = new Dictionary<Guid, Head>();
+        foreach (var p in batch)
+        {
+            var project = p.Event.ProjectId;
+            if (heads.ContainsKey(project)) continue;
+            if (!committedHeads.TryGetValue(project, out var known)) return false;
+            heads[project] = known;
+        }
+        var newHeads = Chain(batch, heads);
+        var projects = newHeads.Keys.ToArray();
+        var n = batch.Count;
+        T?[] Col<T>(Func<AuditEvent, T?> f) { var a = new T?[n]; for (var i = 0; i < n; i++) a[i] = f(batch[i].Event); return a; }
+        var cmd = oneTrip;
+        if (cmd is null || cmd.Connection != c)
+        {
+            // Prepared once per connection: the statement's parse and plan, and the parameters' type handling, are
+            // then done once instead of on every batch.
+            cmd = new NpgsqlCommand(OneTripSql, c);
+            cmd.Parameters.Add(new NpgsqlParameter<Guid[]>());
+            cmd.Parameters.Add(new NpgsqlParameter<long[]>());
+            cmd.Parameters.Add(new NpgsqlParameter<byte[][]>());
+            cmd.Parameters.Add(new NpgsqlParameter<long[]>());
+            cmd.Parameters.Add(new NpgsqlParameter<DateTimeOffset>());
+            cmd.Parameters.Add(new NpgsqlParameter<long>());
+            cmd.Parameters.Add(new NpgsqlParameter<Guid[]>());
+            cmd.Parameters.Add(new NpgsqlParameter<long[]>());
+            cmd.Parameters.Add(new NpgsqlParameter<Guid[]>());
+            cmd.Parameters.Add(new NpgsqlParameter<byte[][]>());
+            cmd.Parameters.Add(new NpgsqlParameter<byte[][]>());
+            cmd.Parameters.Add(new NpgsqlParameter<DateTimeOffset[]>());
+            foreach (var _ in OneTripText) cmd.Parameters.Add(new NpgsqlParameter<string?[]>());
+            cmd.Parameters.Add(new NpgsqlParameter<bool[]>());
+            cmd.Parameters.Add(new NpgsqlParameter<string?[]>());
+            cmd.Parameters.Add(new NpgsqlParameter<long?[]>());
+            cmd.Parameters.Add(new NpgsqlParameter<long?[]>());
+            foreach (var _ in OneTripTextTail) cmd.Parameters.Add(new NpgsqlParameter<string?[]>());
+            Set(cmd, 0, Array.Empty<Guid>()); // values of the right types for Prepare
+            cmd.Prepare();
+            oneTrip = cmd;
+        }
+        var k = 0;
+        Set(cmd, k++, projects);
+        Set(cmd, k++, projects.Select(p => newHeads[p].Seq).ToArray());
+        Set(cmd, k++, projects.Select(p => newHeads[p].Hash).ToArray());
+        Set(cmd, k++, projects.Select(p => heads[p].Seq).ToArray());
+        Set(cmd, k++, clock.GetUtcNow());
+        Set(cmd, k++, (long)projects.Length);
+        Set(cmd, k++, Col(e => e.ProjectId));
+        Set(cmd, k++, Col(e => e.Seq));
+        Set(cmd, k++, Col(e => e.Id));
+        Set(cmd, k++, Col(e => e.PrevHash)!);
+        Set(cmd, k++, Col(e => e.Hash)!);
+        Set(cmd, k++, Col(e => e.OccurredAt));
+        foreach (var text in OneTripText) Set(cmd, k++, Col(text));
+        Set(cmd, k++, Col(e => e.Success));
+        Set(cmd, k++, Col(e => e.ErrorMessage));
+        Set(cmd, k++, Col(e => e.DurationMs));
+        Set(cmd, k++, Col(e => e.RowsReturned));
+        foreach (var text in OneTripTextTail) Set(cmd, k++, Col(text));
+        try
+        {
+            using var r = cmd.ExecuteReader();
+            if (!r.Read() || r.GetInt64(1) != n) throw new InvalidOperationException("The audit insert did not report every event written.");
+        }
+        catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.DivisionByZero or PostgresErrorCodes.UniqueViolation)
+        {
+            // Another writer moved one of the heads (the guard's count, or its events already hold these seqs): nothing
+            // of this statement stays. Read the heads under lock instead.
+            committedHeads.Clear();
+            Interlocked.Increment(ref staleHeads);
+            return false;
+        }
+        foreach (var (project, head) in newHeads) committedHeads[project] = head;
+        Interlocked.Increment(ref oneTripBatches);
+        return true;
+    }
+
+    // event_type .. tables_accessed, then security_level .. request_id: the text columns around success, error_message,
+    // duration_ms and rows_returned, in Columns order.
+    private static readonly Func<AuditEvent, string?>[] OneTripText =
+    [
+        e => e.EventType, e => e.ResourceType, e => e.ResourceId, e => e.Action, e => e.ActorType, e => e.ActorId, e => e.ActorEmail,
+        e => e.ActorRole, e => e.SessionId, e => e.Details, e => e.BeforeState, e => e.AfterState, e => e.Prompt, e => e.SqlText,
+        e => e.TablesAccessed,
+    ];
+
+    private static readonly Func<AuditEvent, string?>[] OneTripTextTail =
+        [e => e.SecurityLevel, e => e.DataClassifications, e => e.ClientIp, e => e.UserAgent, e => e.RequestId];
+
+    private static readonly string OneTripSql = BuildOneTripSql();
+
+    private NpgsqlCommand? oneTrip;
+
+    private static void Set<T>(NpgsqlCommand cmd, int index, T value) => ((NpgsqlParameter<T>)cmd.Parameters[index]).TypedValue = value;
+
+    private static string BuildOneTripSql()
+    {
+        var names = Columns.Split(", ");
+        string[] types = ["uuid", "bigint", "uuid", "bytea", "bytea", "timestamptz", .. Enumerable.Repeat("text", 15), "boolean", "text", "bigint", "bigint",
+            .. Enumerable.Repeat("text", 5)];
+        if (types.Length != names.Length) throw new InvalidOperationException("One-trip insert: a type for every audit column.");
+        var arrays = string.Join(", ", types.Select((t, i) => $"${i + 7}::{t}[]"));
+        return $"""
+            WITH moved AS (
+                UPDATE audit_chain_heads h SET seq = n.seq, hash = n.hash, updated_at = $5
+                FROM unnest($1::uuid[], $2::bigint[], $3::bytea[], $4::bigint[]) AS n(project_id, seq, hash, expected)
+                WHERE h.project_id = n.project_id AND h.seq = n.expected
+                RETURNING 1),
+            added AS (
+                INSERT INTO audit_events ({Columns})
+                SELECT * FROM unnest({arrays})
+                RETURNING 1)
+            SELECT 1 / (CASE WHEN (SELECT count(*) FROM moved) = $6 THEN 1 ELSE 0 END), (SELECT count(*) FROM added)
+            """;
+    }
+
+    private void WritePostgresLocked(NpgsqlConnection c, List<Pending> batch)
     {
         // Four round trips whatever the number of projects: BEGIN with the locked read of the heads, the COPY (start,
         // then data with its end), and the heads' update with COMMIT. FOR UPDATE makes a second writer process wait
@@ -317,6 +464,7 @@ public sealed class AuditWriter : IAsyncDisposable, IDisposable
         }
         finish.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
         finish.ExecuteNonQuery();
+        foreach (var (project, head) in newHeads) committedHeads[project] = head;
     }
 
     /// <summary>Assigns seq, prev_hash and hash in arrival order; returns each touched project's new head.</summary>
@@ -370,6 +518,8 @@ public sealed class AuditWriter : IAsyncDisposable, IDisposable
 
     private void CloseConnection()
     {
+        oneTrip?.Dispose();
+        oneTrip = null;
         sqlite?.Dispose();
         sqlite = null;
         connection?.Dispose();

@@ -113,6 +113,34 @@ public class AuditWriterTests
 
     [Theory]
     [MemberData(nameof(Providers.Both), MemberType = typeof(Providers))]
+    public async Task Writers_taking_turns_on_one_chain_notice_the_other_moved_it_and_lose_nothing(string provider)
+    {
+        // Each turn the other writer's remembered head is stale. On PostgreSQL the one-round-trip append must see that
+        // (its seq guard), undo itself and take the locked path; a writer's own consecutive appends go in one trip.
+        await using var db = await TestDatabase.CreateAsync(provider);
+        await using var one = Writer(db);
+        await using var two = Writer(db);
+        var project = Guid.CreateVersion7();
+        var seqs = new List<long>();
+        for (var turn = 0; turn < 6; turn++)
+            for (var i = 0; i < 3; i++)
+                seqs.Add((await (turn % 2 == 0 ? one : two).AppendAsync(Draft(project, turn * 3 + i))).Seq);
+        Assert.Equal(Enumerable.Range(1, 18).Select(i => (long)i), seqs);
+        var v = await VerifyAsync(db, project);
+        Assert.True(v.Ok, v.ToString());
+        Assert.Equal(18, v.EventsChecked);
+        if (provider == "postgres")
+        {
+            // Per turn the next two appends go in one trip. The first append of each writer's first turn has no head
+            // remembered (locked path); from turn 3 on, the first append of a turn finds its remembered head moved.
+            Assert.Equal(12, one.OneTripBatches + two.OneTripBatches);
+            Assert.Equal(4, one.StaleHeads + two.StaleHeads);
+        }
+        else Assert.Equal(0, one.OneTripBatches + two.OneTripBatches);
+    }
+
+    [Theory]
+    [MemberData(nameof(Providers.Both), MemberType = typeof(Providers))]
     public async Task A_failed_batch_fails_every_waiter_keeps_nothing_and_the_chain_continues(string provider)
     {
         await using var db = await TestDatabase.CreateAsync(provider);
