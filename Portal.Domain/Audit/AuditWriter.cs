@@ -181,7 +181,6 @@ public sealed class AuditWriter : IAsyncDisposable, IDisposable
         finally
         {
             CloseConnection();
-            checkpointer?.Dispose();
             stopped.TrySetResult();
         }
     }
@@ -265,7 +264,6 @@ public sealed class AuditWriter : IAsyncDisposable, IDisposable
         }
         foreach (var p in batch) st.Insert(p, SqliteId(p.Event.ProjectId));
         st.Run(st.Commit);
-        checkpointer?.Committed();
     }
 
     /// <summary>
@@ -385,84 +383,6 @@ public sealed class AuditWriter : IAsyncDisposable, IDisposable
 
     private NpgsqlCommand? oneTrip;
 
-    private WalCheckpointer? checkpointer;
-
-    /// <summary>
-    /// SQLite only. The writer's connection does not checkpoint (a checkpoint in the committing thread copied up to
-    /// a thousand pages into the database file while every producer of the next batch waited); this thread does it
-    /// after commits, in PASSIVE mode, which never waits for readers or for the writer. Once a checkpoint has caught
-    /// up, SQLite starts the WAL from its beginning again at the next write, so the file stays small.
-    /// </summary>
-    private sealed class WalCheckpointer : IDisposable
-    {
-        private readonly string file;
-        private readonly ILogger logger;
-        private readonly Thread thread;
-        private readonly ManualResetEventSlim due = new(false);
-        private volatile bool stopping;
-
-        public WalCheckpointer(string connectionString, ILogger logger)
-        {
-            file = new SqliteConnectionStringBuilder(connectionString).DataSource;
-            this.logger = logger;
-            thread = new Thread(Loop) { IsBackground = true, Name = "audit-wal-checkpoint" };
-            thread.Start();
-        }
-
-        public void Committed() => due.Set();
-
-        private void Loop()
-        {
-            sqlite3? db = null;
-            try
-            {
-                while (true)
-                {
-                    due.Wait();
-                    if (stopping) return;
-                    due.Reset();
-                    // A few commits' worth at a time.
-                    Thread.Sleep(10);
-                    try
-                    {
-                        if (db is null)
-                        {
-                            var flags = raw.SQLITE_OPEN_READWRITE | raw.SQLITE_OPEN_NOMUTEX
-                                | (file.StartsWith("file:", StringComparison.OrdinalIgnoreCase) ? raw.SQLITE_OPEN_URI : 0);
-                            if (raw.sqlite3_open_v2(file, out db, flags, null) != raw.SQLITE_OK)
-                                throw new SqliteException(raw.sqlite3_errmsg(db).utf8_to_string(), raw.sqlite3_errcode(db));
-                            // A connection finds out that the file is in WAL mode on its first read; until then a
-                            // checkpoint request does nothing.
-                            if (raw.sqlite3_exec(db, "SELECT count(*) FROM sqlite_schema") != raw.SQLITE_OK)
-                                throw new SqliteException(raw.sqlite3_errmsg(db).utf8_to_string(), raw.sqlite3_errcode(db));
-                        }
-                        var rc = raw.sqlite3_wal_checkpoint_v2(db, "main", raw.SQLITE_CHECKPOINT_PASSIVE, out _, out _);
-                        if (rc != raw.SQLITE_OK && rc != raw.SQLITE_BUSY) throw new SqliteException(raw.sqlite3_errmsg(db).utf8_to_string(), rc);
-                    }
-                    catch (SqliteException e)
-                    {
-                        // Not fatal: the WAL only grows until a later checkpoint (or any other connection's) succeeds.
-                        logger.LogWarning(e, "Background WAL checkpoint of the audit database failed; retrying after the next commit");
-                        db?.Dispose();
-                        db = null;
-                    }
-                }
-            }
-            finally
-            {
-                db?.Dispose();
-            }
-        }
-
-        public void Dispose()
-        {
-            stopping = true;
-            due.Set();
-            thread.Join();
-            due.Dispose();
-        }
-    }
-
     private static void Set<T>(NpgsqlCommand cmd, int index, T value) => ((NpgsqlParameter<T>)cmd.Parameters[index]).TypedValue = value;
 
     private static string BuildOneTripSql()
@@ -578,12 +498,10 @@ public sealed class AuditWriter : IAsyncDisposable, IDisposable
             // The larger page cache keeps the upper levels of the table's eight B-trees in memory between batches.
             // The statements below run outside Microsoft.Data.Sqlite, so the lock wait is SQLite's own busy timeout.
             var timeout = new SqliteConnectionStringBuilder(connectionString).DefaultTimeout;
-            pragma.CommandText = $"PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-65536; PRAGMA wal_autocheckpoint=0; PRAGMA busy_timeout={Math.Max(1, timeout) * 1000};";
+            pragma.CommandText = $"PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-65536; PRAGMA busy_timeout={Math.Max(1, timeout) * 1000};";
             pragma.ExecuteNonQuery();
             connection = c;
             sqlite = new SqliteStatements(c);
-            // Checkpoints run beside the writer (wal_autocheckpoint=0 above), so a commit never waits for one.
-            checkpointer ??= new WalCheckpointer(connectionString, logger);
         }
         else
         {

@@ -139,28 +139,6 @@ public class AuditWriterTests
         else Assert.Equal(0, one.OneTripBatches + two.OneTripBatches);
     }
 
-    [Fact]
-    public async Task On_sqlite_committed_events_reach_the_database_file_while_the_writer_keeps_its_connection_open()
-    {
-        // The writer's connection never checkpoints; its background checkpointer must copy the WAL into the file, or
-        // the WAL would grow for as long as the portal runs.
-        await using var db = await TestDatabase.CreateAsync("sqlite");
-        var file = new Microsoft.Data.Sqlite.SqliteConnectionStringBuilder(db.ConnectionString).DataSource;
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        var before = new FileInfo(file).Length;
-        await using var writer = Writer(db);
-        var project = Guid.CreateVersion7();
-        for (var round = 0; round < 20; round++)
-            await Task.WhenAll(Enumerable.Range(0, 100).Select(i => writer.AppendAsync(Draft(project, round * 100 + i))));
-        var deadline = DateTime.UtcNow.AddSeconds(20);
-        while (new FileInfo(file).Length < before + 1_000_000 && DateTime.UtcNow < deadline) await Task.Delay(50);
-        Assert.True(new FileInfo(file).Length >= before + 1_000_000,
-            $"the database file stayed at {new FileInfo(file).Length} bytes (was {before}); the WAL is {new FileInfo(file + "-wal").Length} bytes");
-        var v = await VerifyAsync(db, project);
-        Assert.True(v.Ok, v.ToString());
-        Assert.Equal(2000, v.EventsChecked);
-    }
-
     [Theory]
     [MemberData(nameof(Providers.Both), MemberType = typeof(Providers))]
     public async Task A_failed_batch_fails_every_waiter_keeps_nothing_and_the_chain_continues(string provider)
