@@ -302,53 +302,31 @@ public sealed class AuditWriter : IAsyncDisposable, IDisposable
         var projects = newHeads.Keys.ToArray();
         var n = batch.Count;
         T?[] Col<T>(Func<AuditEvent, T?> f) { var a = new T?[n]; for (var i = 0; i < n; i++) a[i] = f(batch[i].Event); return a; }
-        var cmd = oneTrip;
-        if (cmd is null || cmd.Connection != c)
+        // Prepared once per connection (the statement's parse and plan, and the parameters' type handling, are then
+        // done once); later batches only set the values.
+        var fresh = oneTrip is null || oneTrip.Connection != c;
+        if (fresh)
         {
-            // Prepared once per connection: the statement's parse and plan, and the parameters' type handling, are
-            // then done once instead of on every batch.
-            cmd = new NpgsqlCommand(OneTripSql, c);
-            cmd.Parameters.Add(new NpgsqlParameter<Guid[]>());
-            cmd.Parameters.Add(new NpgsqlParameter<long[]>());
-            cmd.Parameters.Add(new NpgsqlParameter<byte[][]>());
-            cmd.Parameters.Add(new NpgsqlParameter<long[]>());
-            cmd.Parameters.Add(new NpgsqlParameter<DateTimeOffset>());
-            cmd.Parameters.Add(new NpgsqlParameter<long>());
-            cmd.Parameters.Add(new NpgsqlParameter<Guid[]>());
-            cmd.Parameters.Add(new NpgsqlParameter<long[]>());
-            cmd.Parameters.Add(new NpgsqlParameter<Guid[]>());
-            cmd.Parameters.Add(new NpgsqlParameter<byte[][]>());
-            cmd.Parameters.Add(new NpgsqlParameter<byte[][]>());
-            cmd.Parameters.Add(new NpgsqlParameter<DateTimeOffset[]>());
-            foreach (var _ in OneTripText) cmd.Parameters.Add(new NpgsqlParameter<string?[]>());
-            cmd.Parameters.Add(new NpgsqlParameter<bool[]>());
-            cmd.Parameters.Add(new NpgsqlParameter<string?[]>());
-            cmd.Parameters.Add(new NpgsqlParameter<long?[]>());
-            cmd.Parameters.Add(new NpgsqlParameter<long?[]>());
-            foreach (var _ in OneTripTextTail) cmd.Parameters.Add(new NpgsqlParameter<string?[]>());
-            Set(cmd, 0, Array.Empty<Guid>()); // values of the right types for Prepare
-            cmd.Prepare();
-            oneTrip = cmd;
+            oneTrip?.Dispose();
+            oneTrip = new NpgsqlCommand(OneTripSql, c);
         }
+        var cmd = oneTrip!;
+        var ps = cmd.Parameters;
         var k = 0;
-        Set(cmd, k++, projects);
-        Set(cmd, k++, projects.Select(p => newHeads[p].Seq).ToArray());
-        Set(cmd, k++, projects.Select(p => newHeads[p].Hash).ToArray());
-        Set(cmd, k++, projects.Select(p => heads[p].Seq).ToArray());
-        Set(cmd, k++, clock.GetUtcNow());
-        Set(cmd, k++, (long)projects.Length);
-        Set(cmd, k++, Col(e => e.ProjectId));
-        Set(cmd, k++, Col(e => e.Seq));
-        Set(cmd, k++, Col(e => e.Id));
-        Set(cmd, k++, Col(e => e.PrevHash)!);
-        Set(cmd, k++, Col(e => e.Hash)!);
-        Set(cmd, k++, Col(e => e.OccurredAt));
-        foreach (var text in OneTripText) Set(cmd, k++, Col(text));
-        Set(cmd, k++, Col(e => e.Success));
-        Set(cmd, k++, Col(e => e.ErrorMessage));
-        Set(cmd, k++, Col(e => e.DurationMs));
-        Set(cmd, k++, Col(e => e.RowsReturned));
-        foreach (var text in OneTripTextTail) Set(cmd, k++, Col(text));
+        PutHeadMoves(ps, ref k, projects, newHeads, heads);
+        Put(ps, ref k, Col(e => e.ProjectId));
+        Put(ps, ref k, Col(e => e.Seq));
+        Put(ps, ref k, Col(e => e.Id));
+        Put(ps, ref k, Col(e => e.PrevHash)!);
+        Put(ps, ref k, Col(e => e.Hash)!);
+        Put(ps, ref k, Col(e => e.OccurredAt));
+        foreach (var text in OneTripText) Put(ps, ref k, Col(text));
+        Put(ps, ref k, Col(e => e.Success));
+        Put(ps, ref k, Col(e => e.ErrorMessage));
+        Put(ps, ref k, Col(e => e.DurationMs));
+        Put(ps, ref k, Col(e => e.RowsReturned));
+        foreach (var text in OneTripTextTail) Put(ps, ref k, Col(text));
+        if (fresh) cmd.Prepare();
         try
         {
             using var r = cmd.ExecuteReader();
@@ -383,7 +361,35 @@ public sealed class AuditWriter : IAsyncDisposable, IDisposable
 
     private NpgsqlCommand? oneTrip;
 
-    private static void Set<T>(NpgsqlCommand cmd, int index, T value) => ((NpgsqlParameter<T>)cmd.Parameters[index]).TypedValue = value;
+    /// <summary>The parameter at position <paramref name="k"/>: added to a new command, its value replaced on a prepared one.</summary>
+    private static void Put<T>(NpgsqlParameterCollection ps, ref int k, T value)
+    {
+        if (k == ps.Count) ps.Add(new NpgsqlParameter<T> { TypedValue = value });
+        else ((NpgsqlParameter<T>)ps[k]).TypedValue = value;
+        k++;
+    }
+
+    /// <summary>
+    /// Moves each head from the seq this writer read or remembered to its new seq and hash, only where it still holds
+    /// the old seq; the statement that uses it compares the count with $6 (parameters $1..$6: <see cref="PutHeadMoves"/>).
+    /// </summary>
+    private const string MoveHeads = """
+        moved AS (
+            UPDATE audit_chain_heads h SET seq = n.seq, hash = n.hash, updated_at = $5
+            FROM unnest($1::uuid[], $2::bigint[], $3::bytea[], $4::bigint[]) AS n(project_id, seq, hash, expected)
+            WHERE h.project_id = n.project_id AND h.seq = n.expected
+            RETURNING 1)
+        """;
+
+    private void PutHeadMoves(NpgsqlParameterCollection ps, ref int k, Guid[] projects, Dictionary<Guid, Head> newHeads, Dictionary<Guid, Head> old)
+    {
+        Put(ps, ref k, projects);
+        Put(ps, ref k, projects.Select(p => newHeads[p].Seq).ToArray());
+        Put(ps, ref k, projects.Select(p => newHeads[p].Hash).ToArray());
+        Put(ps, ref k, projects.Select(p => old[p].Seq).ToArray());
+        Put(ps, ref k, clock.GetUtcNow());
+        Put(ps, ref k, (long)projects.Length);
+    }
 
     private static string BuildOneTripSql()
     {
@@ -393,11 +399,7 @@ public sealed class AuditWriter : IAsyncDisposable, IDisposable
         if (types.Length != names.Length) throw new InvalidOperationException("One-trip insert: a type for every audit column.");
         var arrays = string.Join(", ", types.Select((t, i) => $"${i + 7}::{t}[]"));
         return $"""
-            WITH moved AS (
-                UPDATE audit_chain_heads h SET seq = n.seq, hash = n.hash, updated_at = $5
-                FROM unnest($1::uuid[], $2::bigint[], $3::bytea[], $4::bigint[]) AS n(project_id, seq, hash, expected)
-                WHERE h.project_id = n.project_id AND h.seq = n.expected
-                RETURNING 1),
+            WITH {MoveHeads},
             added AS (
                 INSERT INTO audit_events ({Columns})
                 SELECT * FROM unnest({arrays})
@@ -446,20 +448,9 @@ public sealed class AuditWriter : IAsyncDisposable, IDisposable
         {
             // The seq condition is a second guard (the rows are locked). It must stop the COMMIT queued behind it, so a
             // count that does not match divides by zero: the error aborts the transaction and the server skips COMMIT.
-            var update = new NpgsqlBatchCommand("""
-                WITH moved AS (
-                    UPDATE audit_chain_heads h SET seq = n.seq, hash = n.hash, updated_at = $5
-                    FROM unnest($1::uuid[], $2::bigint[], $3::bytea[], $4::bigint[]) AS n(project_id, seq, hash, expected)
-                    WHERE h.project_id = n.project_id AND h.seq = n.expected
-                    RETURNING 1)
-                SELECT 1 / (CASE WHEN count(*) = $6 THEN 1 ELSE 0 END) FROM moved
-                """);
-            update.Parameters.Add(new NpgsqlParameter<Guid[]> { TypedValue = moved });
-            update.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = moved.Select(p => newHeads[p].Seq).ToArray() });
-            update.Parameters.Add(new NpgsqlParameter<byte[][]> { TypedValue = moved.Select(p => newHeads[p].Hash).ToArray() });
-            update.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = moved.Select(p => heads[p].Seq).ToArray() });
-            update.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = clock.GetUtcNow() });
-            update.Parameters.Add(new NpgsqlParameter<long> { TypedValue = moved.Length });
+            var update = new NpgsqlBatchCommand($"WITH {MoveHeads} SELECT 1 / (CASE WHEN count(*) = $6 THEN 1 ELSE 0 END) FROM moved");
+            var k = 0;
+            PutHeadMoves(update.Parameters, ref k, moved, newHeads, heads);
             finish.BatchCommands.Add(update);
         }
         finish.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
