@@ -79,13 +79,15 @@ internal abstract class AuditRows : IDisposable
         private readonly IntPtr handle;
         private readonly bool direct;
 
+        // The engine binding, once per process (Microsoft.Data.Sqlite does the same before its first connection).
+        static SqliteRows() => Batteries_V2.Init();
+
         public SqliteRows(string connectionString, string sql, IReadOnlyList<(string Name, object Value)> parameters, bool mapFile = false)
         {
             // The cursor's own connection, opened through SQLitePCLRaw rather than taken from Microsoft.Data.Sqlite's
             // pool: a cursor is used by one thread at a time, so it can run in SQLite's multi-thread mode
             // (SQLITE_OPEN_NOMUTEX) — no mutex taken and released around each of the ~80 column calls per row, which was
             // a fifth of a full scan's CPU. It only reads; closing it leaves no setting behind for anyone else.
-            Batteries_V2.Init();
             var builder = new SqliteConnectionStringBuilder(connectionString);
             var flags = raw.SQLITE_OPEN_READWRITE | raw.SQLITE_OPEN_NOMUTEX
                 | (builder.DataSource.StartsWith("file:", StringComparison.OrdinalIgnoreCase) ? raw.SQLITE_OPEN_URI : 0);
