@@ -94,6 +94,29 @@ public class AuditWriterTests
 
     [Theory]
     [MemberData(nameof(Providers.Both), MemberType = typeof(Providers))]
+    public async Task An_append_to_an_idle_writer_is_committed_by_the_caller_and_the_chain_stays_one(string provider)
+    {
+        await using var db = await TestDatabase.CreateAsync(provider);
+        var project = Guid.CreateVersion7();
+        await using var writer = Writer(db);
+        await using var queued = Writer(db, options: new AuditWriterOptions { WriteWhenIdle = false });
+        for (var i = 0; i < 4; i++) Assert.Equal(i + 1, (await writer.AppendAsync(Draft(project, i))).Seq);
+        Assert.Equal(4, writer.CallerBatches);
+        // The same chain continued through the writer thread of another writer, then by the caller again.
+        Assert.Equal(5, (await queued.AppendAsync(Draft(project, 4))).Seq);
+        Assert.Equal(0, queued.CallerBatches);
+        Assert.Equal(6, (await writer.AppendAsync(Draft(project, 5))).Seq);
+        var v = await VerifyAsync(db, project);
+        Assert.True(v.Ok, v.ToString());
+        Assert.Equal(6, v.EventsChecked);
+
+        await writer.DisposeAsync();
+        var refused = await Assert.ThrowsAsync<DomainException>(() => writer.AppendAsync(Draft(project, 6)));
+        Assert.Equal(ErrorKind.Unavailable, refused.Kind);
+    }
+
+    [Theory]
+    [MemberData(nameof(Providers.Both), MemberType = typeof(Providers))]
     public async Task Two_writers_on_one_database_never_fork_a_chain(string provider)
     {
         // Two writers stand for two processes (portal and job worker): each one's in-memory heads go stale.
