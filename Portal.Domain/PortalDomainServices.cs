@@ -54,11 +54,16 @@ public static class PortalDomainServices
             sp.GetService<Microsoft.Extensions.Logging.ILoggerFactory>()?.CreateLogger("Portal.Security")));
         // Identity's token providers (password reset, 2FA) need data protection. Registered here rather than in the web
         // host so the worker and tests resolve UserManager too, and all processes share one key ring.
-        services.AddDataProtection().SetApplicationName("governance-portal")
-            .PersistKeysToFileSystem(new DirectoryInfo(Path.GetFullPath(Path.Combine(options.DataDirectory, "keys"))));
-        // The key ring itself is encrypted at rest with the portal's secret keys.
+        // The key ring lives in the portal database (every node and worker shares it) and is encrypted at rest with the
+        // portal's secret keys.
+        services.AddDataProtection().SetApplicationName("governance-portal");
+        var legacyKeys = Path.GetFullPath(Path.Combine(options.DataDirectory, "keys"));
         services.AddOptions<Microsoft.AspNetCore.DataProtection.KeyManagement.KeyManagementOptions>()
-            .Configure<Security.SecretProtector>((o, protector) => o.XmlEncryptor = new Security.SecretXmlEncryptor(protector));
+            .Configure<Security.SecretProtector, IServiceProvider, Microsoft.Extensions.Logging.ILoggerFactory>((o, protector, sp, logs) =>
+            {
+                o.XmlEncryptor = new Security.SecretXmlEncryptor(protector);
+                o.XmlRepository = new Security.DatabaseKeyRing(sp, logs, legacyKeys);
+            });
 
         // One audit writer per process: it owns the group-commit loop and the in-memory chain heads.
         services.AddSingleton<AuditWriter>(sp => new AuditWriter(

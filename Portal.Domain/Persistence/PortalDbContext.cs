@@ -13,8 +13,11 @@ namespace Portal.Domain.Persistence;
 /// The portal database. The schema comes only from the SQL scripts in Database/ (applied by
 /// <see cref="MigrationRunner"/>); this model must agree with them, which a test checks on both providers.
 /// </summary>
-public class PortalDbContext(DbContextOptions<PortalDbContext> options) : IdentityUserContext<PortalUser, Guid>(options)
+public class PortalDbContext(DbContextOptions<PortalDbContext> options) : IdentityUserContext<PortalUser, Guid>(options),
+    Microsoft.AspNetCore.DataProtection.EntityFrameworkCore.IDataProtectionKeyContext
 {
+    /// <summary>The ASP.NET data-protection key ring (already encrypted), shared by every node; see Security.DatabaseKeyRing.</summary>
+    public DbSet<Microsoft.AspNetCore.DataProtection.EntityFrameworkCore.DataProtectionKey> DataProtectionKeys => Set<Microsoft.AspNetCore.DataProtection.EntityFrameworkCore.DataProtectionKey>();
     public DbSet<Organization> Organizations => Set<Organization>();
     public DbSet<Project> Projects => Set<Project>();
     public DbSet<ProjectMember> ProjectMembers => Set<ProjectMember>();

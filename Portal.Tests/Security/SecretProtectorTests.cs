@@ -1,5 +1,7 @@
 using System.Security.Cryptography;
+using Microsoft.AspNetCore.DataProtection;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using Portal.Domain.Persistence;
 using Portal.Domain.Security;
 using Portal.Tests.Infrastructure;
@@ -77,20 +79,81 @@ public class SecretProtectorTests
         finally { Directory.Delete(dir, true); }
     }
 
-    [Fact]
-    public async Task Data_protection_keys_are_stored_encrypted()
+    [Theory]
+    [MemberData(nameof(Providers.Both), MemberType = typeof(Providers))]
+    public async Task Data_protection_keys_are_stored_encrypted_in_the_database(string provider)
     {
-        await using var db = await TestDatabase.CreateAsync("sqlite");
+        await using var db = await TestDatabase.CreateAsync(provider);
         await using var app = new PortalApp(db);
         var client = app.Client();
         await client.GetAsync("/Account/Login"); // issues an antiforgery token, creating the key ring
-        var keyFiles = Directory.GetFiles(Path.Combine(db.DataDirectory, "keys"), "*.xml");
-        Assert.NotEmpty(keyFiles);
-        foreach (var f in keyFiles)
+        var rows = await db.RawRowsAsync("data_protection_keys");
+        Assert.NotEmpty(rows);
+        foreach (var row in rows)
         {
-            var xml = await File.ReadAllTextAsync(f);
-            Assert.Contains("encryptedKey", xml);
-            Assert.DoesNotContain("<masterKey", xml);
+            Assert.Contains("encryptedKey", row);
+            Assert.DoesNotContain("<masterKey", row);
         }
+        Assert.False(Directory.Exists(Path.Combine(db.DataDirectory, "keys")), "no key folder is written any more");
+    }
+
+    [Theory]
+    [MemberData(nameof(Providers.Both), MemberType = typeof(Providers))]
+    public async Task Two_portal_nodes_with_their_own_data_folders_share_one_key_ring(string provider)
+    {
+        // Two nodes behind a load balancer: same database and Security:EncryptionKeys, separate local folders. What one
+        // node protects (a sign-in cookie, an antiforgery token) the other must read.
+        await using var db = await TestDatabase.CreateAsync(provider);
+        var keys = $"k1:{Convert.ToBase64String(RandomNumberGenerator.GetBytes(32))}";
+        var otherFolder = Path.Combine(Path.GetTempPath(), "portal-tests", Guid.NewGuid().ToString("N"));
+        try
+        {
+            await using var one = new PortalApp(db, new() { ["Security:EncryptionKeys"] = keys });
+            await using var two = new PortalApp(db, new() { ["Security:EncryptionKeys"] = keys, ["Database:DataDirectory"] = otherFolder });
+            var payload = one.Services.GetRequiredService<IDataProtectionProvider>().CreateProtector("cookie").Protect("signed-in as ana");
+            Assert.Equal("signed-in as ana", two.Services.GetRequiredService<IDataProtectionProvider>().CreateProtector("cookie").Unprotect(payload));
+            Assert.Single(await db.RawRowsAsync("data_protection_keys"));
+
+            // A node whose encryption keys differ cannot read the shared ring: it fails instead of using other keys.
+            await using var stranger = new PortalApp(db, new() { ["Security:EncryptionKeys"] = $"k1:{Convert.ToBase64String(RandomNumberGenerator.GetBytes(32))}" });
+            Assert.ThrowsAny<CryptographicException>(() =>
+                stranger.Services.GetRequiredService<IDataProtectionProvider>().CreateProtector("cookie").Unprotect(payload));
+        }
+        finally
+        {
+            if (Directory.Exists(otherFolder)) Directory.Delete(otherFolder, true);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Providers.Both), MemberType = typeof(Providers))]
+    public async Task Keys_left_in_the_old_key_folder_are_moved_into_the_database_once(string provider)
+    {
+        // An earlier version wrote the ring to <data>/keys; payloads it protected must still open after the upgrade.
+        await using var db = await TestDatabase.CreateAsync(provider);
+        var keys = $"k1:{Convert.ToBase64String(RandomNumberGenerator.GetBytes(32))}";
+        var folder = Path.Combine(db.DataDirectory, "keys");
+        var old = new ServiceCollection().AddLogging();
+        var protector = new SecretProtector(SecretProtector.Parse(keys));
+        old.AddSingleton(protector);
+        old.AddDataProtection().SetApplicationName("governance-portal").PersistKeysToFileSystem(new DirectoryInfo(folder));
+        old.AddOptions<Microsoft.AspNetCore.DataProtection.KeyManagement.KeyManagementOptions>()
+            .Configure(o => o.XmlEncryptor = new SecretXmlEncryptor(protector));
+        string payload;
+        await using (var oldServices = old.BuildServiceProvider())
+            payload = oldServices.GetRequiredService<IDataProtectionProvider>().CreateProtector("cookie").Protect("from before");
+        Assert.Single(Directory.GetFiles(folder, "key-*.xml"));
+
+        await using var app = new PortalApp(db, new() { ["Security:EncryptionKeys"] = keys });
+        Assert.Equal("from before", app.Services.GetRequiredService<IDataProtectionProvider>().CreateProtector("cookie").Unprotect(payload));
+        var rows = await db.RawRowsAsync("data_protection_keys");
+        Assert.Single(rows);
+        Assert.Contains("encryptedKey", rows[0]);
+        Assert.Contains(app.Logs.Lines, l => l.Contains("Moved 1 data-protection keys"));
+
+        // A second node starting later finds the ring in the database and imports nothing again.
+        await using var second = new PortalApp(db, new() { ["Security:EncryptionKeys"] = keys });
+        Assert.Equal("from before", second.Services.GetRequiredService<IDataProtectionProvider>().CreateProtector("cookie").Unprotect(payload));
+        Assert.Single(await db.RawRowsAsync("data_protection_keys"));
     }
 }

@@ -1,0 +1,36 @@
+using System.Xml.Linq;
+using Microsoft.AspNetCore.DataProtection.EntityFrameworkCore;
+using Microsoft.AspNetCore.DataProtection.Repositories;
+using Microsoft.Extensions.Logging;
+using Portal.Domain.Persistence;
+
+namespace Portal.Domain.Security;
+
+/// <summary>
+/// The ASP.NET data-protection key ring (it protects sign-in cookies, antiforgery and Identity tokens) kept in the
+/// portal database, so every portal node and job worker reads the same keys without a shared folder. The keys arrive
+/// here already encrypted by <see cref="SecretXmlEncryptor"/>. Storage is the framework's EF Core repository; this
+/// wrapper only adds the one-time import of a key folder written by earlier versions (keys/ in the data directory),
+/// so signed-in users and open forms survive the upgrade.
+/// </summary>
+public sealed class DatabaseKeyRing(IServiceProvider services, ILoggerFactory loggerFactory, string legacyFolder) : IXmlRepository
+{
+    private readonly EntityFrameworkCoreXmlRepository<PortalDbContext> inner = new(services, loggerFactory);
+    private readonly ILogger logger = loggerFactory.CreateLogger("Portal.Security");
+    private int imported;
+
+    public IReadOnlyCollection<XElement> GetAllElements()
+    {
+        var elements = inner.GetAllElements();
+        if (elements.Count > 0 || Interlocked.Exchange(ref imported, 1) == 1 || !Directory.Exists(legacyFolder)) return elements;
+        var files = Directory.GetFiles(legacyFolder, "key-*.xml").Order(StringComparer.Ordinal).ToList();
+        if (files.Count == 0) return elements;
+        foreach (var file in files)
+            inner.StoreElement(XElement.Load(file), Path.GetFileNameWithoutExtension(file));
+        logger.LogInformation("Moved {Count} data-protection keys from {Folder} into the portal database; the folder is no longer read and may be deleted.",
+            files.Count, legacyFolder);
+        return inner.GetAllElements();
+    }
+
+    public void StoreElement(XElement element, string friendlyName) => inner.StoreElement(element, friendlyName);
+}
