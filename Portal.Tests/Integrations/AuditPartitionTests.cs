@@ -55,7 +55,7 @@ public class AuditPartitionTests
         var rowsBefore = (await db.RawRowsAsync("audit_events")).Order().ToList();
         var hashesBefore = await ScalarAsync(db, "SELECT string_agg(encode(hash, 'hex') || encode(prev_hash, 'hex'), ',' ORDER BY project_id, seq) FROM audit_events");
 
-        var upgrade = await runner.RunAsync();
+        var upgrade = await runner.RunAsync(MigrationRunner.LoadScripts(db.Provider).Where(s => string.CompareOrdinal(s.Version, "0012") <= 0).ToList());
         Assert.Equal(["Database/postgres/0012_audit_events_monthly_partitions.sql"], upgrade.Applied);
 
         Assert.Equal("p", await ScalarAsync(db, "SELECT relkind::text FROM pg_class WHERE relname = 'audit_events'"));
@@ -83,6 +83,8 @@ public class AuditPartitionTests
         await world.AuditAsync(3);
         var after = await verifier.VerifyAsync(world.ProjectId);
         Assert.True(after.Ok, after.Problem);
+        // Later scripts apply on top; 0012 is not run again.
+        Assert.DoesNotContain("Database/postgres/0012_audit_events_monthly_partitions.sql", (await runner.RunAsync()).Applied);
         Assert.Empty((await runner.RunAsync()).Applied);
     }
 
