@@ -81,6 +81,10 @@ internal static class GatewayBench
         builder.Configuration["Jobs:RunInPortal"] = "false";
         builder.Configuration["Urls"] = "http://127.0.0.1:0";
         builder.Configuration["Logging:LogLevel:Default"] = "Warning";
+        // PORTAL_BENCH_WRITE_WHEN_IDLE=0: every audit event goes through the writer thread (the behaviour before callers
+        // could commit their own event when the writer is idle), for A/B runs in one build.
+        if (Environment.GetEnvironmentVariable("PORTAL_BENCH_WRITE_WHEN_IDLE") == "0")
+            builder.Services.AddSingleton(new Portal.Domain.Audit.AuditWriterOptions { WriteWhenIdle = false });
         builder.AddPortal();
         var app = builder.Build();
         app.UsePortal();
@@ -96,7 +100,7 @@ internal static class GatewayBench
             var url = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
             await InProcessAsync(app.Services, key, queryId, calls);
             await BreakdownAsync(app.Services, key, queryId, Math.Max(500, calls / 4));
-            if (wrkSeconds > 0) await WrkAsync(url, key, queryId, wrkSeconds, connections, folder);
+            if (wrkSeconds > 0) await WrkAsync(url, key, queryId, wrkSeconds, connections, folder, app.Services.GetRequiredService<Portal.Domain.Audit.AuditWriter>());
         }
         finally
         {
@@ -268,7 +272,7 @@ internal static class GatewayBench
         }
     }
 
-    private static async Task WrkAsync(string url, string key, Guid queryId, int seconds, int connections, string folder)
+    private static async Task WrkAsync(string url, string key, Guid queryId, int seconds, int connections, string folder, Portal.Domain.Audit.AuditWriter writer)
     {
         const string body = "{\"parameters\":{\"customer_id\":7}}";
         string Script(bool governed)
@@ -297,16 +301,24 @@ internal static class GatewayBench
         await Wrk(governedUrl, governedScript, 3, connections, check: false);
         var bare = new List<WrkResult>();
         var governed = new List<WrkResult>();
+        var writerStats = new List<string>();
         for (var round = 0; round < 2; round++)
         {
             bare.Add(await Wrk(bareUrl, bareScript, seconds, connections));
+            var (batches, events, busy, caller) = (writer.BatchesWritten, writer.EventsWritten, writer.WriteTime, writer.CallerBatches);
+            var started = Stopwatch.GetTimestamp();
             governed.Add(await Wrk(governedUrl, governedScript, seconds, connections));
+            var wall = Stopwatch.GetElapsedTime(started);
+            // Is the audit writer the bottleneck? Busy close to 100 % of the round means every request waits for it.
+            writerStats.Add($"{(writer.EventsWritten - events) / (double)Math.Max(1, writer.BatchesWritten - batches):F1} events/batch, " +
+                $"writer busy {(writer.WriteTime - busy) / wall:P0} of the round, {writer.CallerBatches - caller:N0} batches written by callers");
         }
         Console.WriteLine($"   HTTP over loopback, wrk -t2 -c{connections} -d{seconds}s, POST with JSON body (alternating, 2 rounds):");
         for (var i = 0; i < 2; i++)
         {
             Console.WriteLine($"      round {i + 1}: bare {bare[i]}");
             Console.WriteLine($"               governed {governed[i]}   ratio {governed[i].Rps / bare[i].Rps:P1}");
+            Console.WriteLine($"               audit writer during the governed round: {writerStats[i]}");
         }
         Console.WriteLine($"      overall: governed/bare throughput {governed.Sum(g => g.Rps) / bare.Sum(b => b.Rps):P1}");
     }

@@ -307,6 +307,7 @@ public static class Program
 
     private static async Task Seed(PortalDatabase database, long events, int projectCount)
     {
+        await database.CreateMigrationRunner().RunAsync(); // a new file or database gets the schema first
         var projects = Enumerable.Range(0, projectCount).Select(_ => Guid.CreateVersion7()).ToArray();
         await using var writer = new AuditWriter(database, TimeProvider.System, options: new AuditWriterOptions { MaxBatchSize = 20_000 });
         // Many events in flight per producer: seeding wants bulk speed, not per-request latency.
