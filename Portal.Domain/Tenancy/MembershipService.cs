@@ -137,6 +137,43 @@ public sealed class MembershipService(IDbContextFactory<PortalDbContext> dbFacto
     }
 
     /// <summary>
+    /// Gives a member a new one-time password (the portal sends no e-mail, so the admin hands it over). Only organization
+    /// admins may do it, only for accounts of their own organization and not for themselves (they change their own on
+    /// the account page). The old password stops working, every signed-in session of the user ends (new security
+    /// stamp) and a lockout is lifted. Audited as member.password_reset; the password itself is never recorded.
+    /// </summary>
+    public async Task<string> ResetPasswordAsync(Guid projectId, Guid memberId, Guid actor, CancellationToken ct = default)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        var member = await db.ProjectMembers.AsNoTracking().FirstOrDefaultAsync(m => m.Id == memberId && m.ProjectId == projectId, ct)
+                     ?? throw DomainException.NotFound("Member");
+        var actorUser = await db.Users.AsNoTracking().FirstOrDefaultAsync(u => u.Id == actor, ct);
+        if (actorUser is not { IsOrganizationAdmin: true })
+            throw DomainException.Forbidden("Only organization admins can reset passwords.");
+        if (member.UserId == actor)
+            throw DomainException.Conflict("You cannot reset your own password here; change it on your account page.");
+        var user = await users.FindByIdAsync(member.UserId.ToString()) ?? throw DomainException.NotFound("Member");
+        if (user.OrganizationId != actorUser.OrganizationId)
+            throw DomainException.Forbidden($"{user.Email}'s account belongs to another organization; an admin there can reset it.");
+
+        var password = GeneratePassword();
+        var reset = await users.ResetPasswordAsync(user, await users.GeneratePasswordResetTokenAsync(user), password);
+        if (!reset.Succeeded) throw new InvalidOperationException("Password reset failed: " + string.Join(" ", reset.Errors.Select(e => e.Code)));
+        var wasLockedOut = await users.IsLockedOutAsync(user);
+        await users.SetLockoutEndDateAsync(user, null);
+        await users.ResetAccessFailedCountAsync(user);
+        await audit.RecordAsync(new AuditEventDraft
+        {
+            ProjectId = projectId, EventType = "member.password_reset", Actor = await PortalAudit.UserAsync(db, projectId, actor, ct),
+            ResourceType = "member", ResourceId = memberId.ToString(), Action = "password_reset",
+            Details = PortalAudit.Json(new { user_id = user.Id, email = user.Email, sessions_ended = true, lockout_lifted = wasLockedOut, two_factor_kept = user.TwoFactorEnabled }),
+            SecurityLevel = AuditSecurityLevel.Warning,
+            OccurredAt = clock.GetUtcNow(),
+        }, ct);
+        return password;
+    }
+
+    /// <summary>
     /// Applies one change under a serializable transaction and refuses it when the project would be left without an
     /// active admin, so two admins demoting each other at once cannot both succeed. The audit event follows the commit.
     /// </summary>

@@ -78,4 +78,80 @@ public class MembersPageTests(BrowserFixture browser, ITestOutputHelper output)
         });
         Assert.Empty(app.Logs.Errors);
     }
+
+    [Fact]
+    public async Task An_organization_admin_resets_a_members_password_and_the_old_one_and_open_sessions_stop_working()
+    {
+        await using var db = await TestDatabase.CreateAsync("sqlite");
+        // Re-check the security stamp on every request instead of once a minute, so the ended session shows at once.
+        await using var app = PortalApp.ForBrowser(db, services: s =>
+            s.Configure<Microsoft.AspNetCore.Identity.SecurityStampValidatorOptions>(o => o.ValidationInterval = TimeSpan.Zero));
+        var (admin, projectId) = await app.SetupAsync("ada@northwind.test");
+        var bobFirst = await app.WithScopeAsync(async sp =>
+            (await sp.GetRequiredService<MembershipService>().AddAsync(projectId, "bob@northwind.test", Roles.User, admin.Id, "Bob User")).TemporaryPassword!);
+
+        // Bob is signed in in his own browser when the reset happens.
+        await using var bob = await browser.OpenAsync(app, output, "bob-session");
+        string second = "";
+        await bob.RunAsync(async page =>
+        {
+            await bob.SignInAsync("bob@northwind.test", bobFirst);
+            await bob.GotoAsync($"/p/{projectId}");
+            await bob.WaitInteractiveAsync();
+        });
+
+        await using var b = await browser.OpenAsync(app, output);
+        await b.RunAsync(async page =>
+        {
+            await b.SignInAsync("ada@northwind.test");
+            await b.GotoAsync($"/p/{projectId}/members");
+            await b.WaitInteractiveAsync();
+            var grid = page.Locator("#members-grid");
+            // Not offered for yourself: that is the account page's job.
+            var ada = grid.GetByRole(AriaRole.Row).Filter(new() { HasText = "ada@northwind.test" });
+            await Expect(ada.GetByRole(AriaRole.Button, new() { Name = "Reset the password of ada@northwind.test" })).ToHaveCountAsync(0);
+
+            var row = grid.GetByRole(AriaRole.Row).Filter(new() { HasText = "bob@northwind.test" });
+            // Cancelling changes nothing.
+            await row.GetByRole(AriaRole.Button, new() { Name = "Reset the password of bob@northwind.test" }).ClickAsync();
+            await b.ConfirmAsync("Cancel");
+            await Expect(page.Locator("#temp-password")).ToHaveCountAsync(0);
+
+            await row.GetByRole(AriaRole.Button, new() { Name = "Reset the password of bob@northwind.test" }).ClickAsync();
+            await b.ConfirmAsync("Reset password");
+            var banner = page.Locator("#temp-password");
+            await Expect(banner).ToContainTextAsync("The password of bob@northwind.test was reset.");
+            await Expect(banner.Locator("code")).ToHaveTextAsync(new Regex("^\\S{12,}$"));
+            second = (await banner.Locator("code").InnerTextAsync()).Trim();
+            await b.DismissNotificationsAsync();
+            await b.ScreenshotAsync("members-password-reset");
+        });
+        Assert.NotEqual(bobFirst, second);
+
+        await bob.RunAsync(async page =>
+        {
+            // His open session has ended: the next page load asks him to sign in.
+            await bob.GotoAsync($"/p/{projectId}");
+            await Expect(page).ToHaveURLAsync(new Regex("/Account/Login"));
+            // The old password no longer works; the new one does.
+            await page.GetByLabel("E-mail").FillAsync("bob@northwind.test");
+            await page.GetByLabel("Password").FillAsync(bobFirst);
+            await page.Locator("#sign-in").ClickAsync();
+            await Expect(page.Locator("body")).ToContainTextAsync("The e-mail or password is not correct");
+            await bob.SignInAsync("bob@northwind.test", second);
+        });
+
+        // The audit trail says who reset whose password, never the password.
+        var events = await app.WithScopeAsync(async sp =>
+        {
+            await using var ctx = db.NewContext();
+            return await Microsoft.EntityFrameworkCore.EntityFrameworkQueryableExtensions.ToListAsync(
+                ctx.AuditEvents.Where(e => e.ProjectId == projectId && e.EventType == "member.password_reset"));
+        });
+        var reset = Assert.Single(events);
+        Assert.Equal("ada@northwind.test", reset.ActorEmail);
+        Assert.Contains("bob@northwind.test", reset.Details);
+        Assert.DoesNotContain(second, reset.Details);
+        Assert.Empty(app.Logs.Errors);
+    }
 }

@@ -50,9 +50,9 @@ public sealed class PortalApp : WebApplicationFactory<Program>
     /// A portal served by Kestrel on a free loopback port from the start, so a browser test may seed data through
     /// <see cref="Services"/> before it opens Chromium (the in-memory TestServer cannot be swapped afterwards).
     /// </summary>
-    public static PortalApp ForBrowser(TestDatabase database, Dictionary<string, string?>? settings = null)
+    public static PortalApp ForBrowser(TestDatabase database, Dictionary<string, string?>? settings = null, Action<IServiceCollection>? services = null)
     {
-        var app = new PortalApp(database, settings);
+        var app = new PortalApp(database, settings) { ConfigureServices = services };
         app.UseKestrel(0);
         app.kestrel = true;
         return app;

@@ -173,4 +173,56 @@ public class MembershipServiceTests
         Assert.Equal(changesBefore, await w.QueryAsync(ctx => ctx.MembershipChanges.CountAsync()));
         Assert.DoesNotContain((await members.ListAsync(projectA, 0, 50)).Items, m => m.UserId == inB.UserId);
     }
+
+    [Theory]
+    [MemberData(nameof(Providers.Both), MemberType = typeof(Providers))]
+    public async Task An_organization_admin_resets_a_password_which_ends_sessions_lifts_a_lockout_and_is_audited(string provider)
+    {
+        await using var w = await TenancyWorld.CreateAsync(provider);
+        var (admin, projectA) = await w.SetupAsync();
+        var members = w.Get<MembershipService>();
+        var users = w.Get<UserManager<PortalUser>>();
+        var bob = await members.AddAsync(projectA, "bob@bank.test", Roles.User, admin.Id);
+        var carol = await members.AddAsync(projectA, "carol@bank.test", Roles.Admin, admin.Id); // project admin only
+        var adminMember = (await members.ListAsync(projectA, 0, 50)).Items.Single(m => m.UserId == admin.Id);
+        var projectB = (await w.Get<ProjectService>().CreateAsync(admin.Id, "Cards", null)).Id;
+        var inB = (await members.AddAsync(projectB, "erin@bank.test", Roles.User, admin.Id)).Member;
+
+        var bobUser = (await users.FindByEmailAsync("bob@bank.test"))!;
+        for (var i = 0; i < 5; i++) await users.AccessFailedAsync(bobUser);
+        Assert.True(await users.IsLockedOutAsync(bobUser));
+        var stampBefore = bobUser.SecurityStamp;
+
+        await DomainAssert.RefusedAsync(ErrorKind.Forbidden, null, () => members.ResetPasswordAsync(projectA, bob.Member.MemberId, carol.Member.UserId));
+        await DomainAssert.RefusedAsync(ErrorKind.Conflict, null, () => members.ResetPasswordAsync(projectA, adminMember.MemberId, admin.Id));
+        await DomainAssert.RefusedAsync(ErrorKind.NotFound, null, () => members.ResetPasswordAsync(projectA, Guid.NewGuid(), admin.Id));
+        await DomainAssert.RefusedAsync(ErrorKind.NotFound, null, () => members.ResetPasswordAsync(projectA, inB.MemberId, admin.Id));
+        Assert.True(await users.CheckPasswordAsync((await users.FindByEmailAsync("bob@bank.test"))!, bob.TemporaryPassword!));
+
+        var fresh = await members.ResetPasswordAsync(projectA, bob.Member.MemberId, admin.Id);
+        var after = (await w.Fresh<UserManager<PortalUser>>().FindByEmailAsync("bob@bank.test"))!;
+        Assert.False(await users.CheckPasswordAsync(after, bob.TemporaryPassword!));
+        Assert.True(await users.CheckPasswordAsync(after, fresh));
+        foreach (var validator in users.PasswordValidators) Assert.True((await validator.ValidateAsync(users, after, fresh)).Succeeded);
+        Assert.False(await users.IsLockedOutAsync(after));
+        Assert.Equal(0, after.AccessFailedCount);
+        Assert.NotEqual(stampBefore, after.SecurityStamp); // cookies carrying the old stamp are rejected
+
+        var events = await w.QueryAsync(ctx => ctx.AuditEvents.Where(e => e.ProjectId == projectA && e.EventType == "member.password_reset").ToListAsync());
+        var e = Assert.Single(events);
+        Assert.Equal("warning", e.SecurityLevel);
+        Assert.Equal(admin.Id.ToString(), e.ActorId);
+        Assert.Contains("bob@bank.test", e.Details);
+        Assert.Contains("\"lockout_lifted\":true", e.Details);
+        Assert.DoesNotContain(fresh, e.Details + e.BeforeState + e.AfterState);
+
+        // An account of another organization that joined this project is not this organization's to reset.
+        var otherOrg = new Organization { Name = "Other Bank", CreatedAt = w.Clock.GetUtcNow() };
+        await w.QueryAsync(async ctx => { ctx.Organizations.Add(otherOrg); return await ctx.SaveChangesAsync(); });
+        var dave = new PortalUser { UserName = "dave@other.test", Email = "dave@other.test", EmailConfirmed = true, OrganizationId = otherOrg.Id, LockoutEnabled = true };
+        Assert.True((await users.CreateAsync(dave, TestUsers.Password)).Succeeded);
+        var daveMember = (await members.AddAsync(projectA, "dave@other.test", Roles.User, admin.Id)).Member;
+        await DomainAssert.RefusedAsync(ErrorKind.Forbidden, null, () => members.ResetPasswordAsync(projectA, daveMember.MemberId, admin.Id));
+        Assert.True(await users.CheckPasswordAsync((await w.Fresh<UserManager<PortalUser>>().FindByEmailAsync("dave@other.test"))!, TestUsers.Password));
+    }
 }
