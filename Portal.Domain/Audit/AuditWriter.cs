@@ -40,7 +40,10 @@ public sealed class AuditWriterOptions
 /// <see cref="AppendAsync"/> hands the event to one background loop and completes only once the transaction holding
 /// it has committed durably (SQLite: WAL with synchronous=FULL on the writer connection; PostgreSQL: a normal commit
 /// with synchronous_commit=on). Events that arrive while a batch is being committed are written together in the next
-/// transaction, so under load thousands of requests share one commit while each waits only for its own batch.
+/// transaction, so under load thousands of requests share one commit while each waits only for its own batch. When the
+/// writer is idle (nothing queued, no batch being written), the caller writes its own one-event batch on its own
+/// thread under the same lock instead (<see cref="AuditWriterOptions.WriteWhenIdle"/>): same code, same durability,
+/// two thread hand-offs fewer. That caller's thread blocks for the commit; only one batch is ever written at a time.
 /// </para>
 /// <para>
 /// Chains: each project's head (last seq and hash) lives in audit_chain_heads. Each batch reads the heads of the projects
