@@ -144,21 +144,10 @@ public sealed class MembershipService(IDbContextFactory<PortalDbContext> dbFacto
     /// </summary>
     public async Task<string> ResetPasswordAsync(Guid projectId, Guid memberId, Guid actor, CancellationToken ct = default)
     {
-        await using var db = await dbFactory.CreateDbContextAsync(ct);
-        var member = await db.ProjectMembers.AsNoTracking().FirstOrDefaultAsync(m => m.Id == memberId && m.ProjectId == projectId, ct)
-                     ?? throw DomainException.NotFound("Member");
-        var actorUser = await db.Users.AsNoTracking().FirstOrDefaultAsync(u => u.Id == actor, ct);
-        if (actorUser is not { IsOrganizationAdmin: true })
-            throw DomainException.Forbidden("Only organization admins can reset passwords.");
-        if (member.UserId == actor)
-            throw DomainException.Conflict("You cannot reset your own password here; change it on your account page.");
-        var user = await users.FindByIdAsync(member.UserId.ToString()) ?? throw DomainException.NotFound("Member");
-        if (user.OrganizationId != actorUser.OrganizationId)
-            throw DomainException.Forbidden($"{user.Email}'s account belongs to another organization; an admin there can reset it.");
-
+        var (user, db) = await ResettableAsync(projectId, memberId, actor, "password", ct);
+        await using var _db = db;
         var password = GeneratePassword();
-        var reset = await users.ResetPasswordAsync(user, await users.GeneratePasswordResetTokenAsync(user), password);
-        if (!reset.Succeeded) throw new InvalidOperationException("Password reset failed: " + string.Join(" ", reset.Errors.Select(e => e.Code)));
+        Check(await users.ResetPasswordAsync(user, await users.GeneratePasswordResetTokenAsync(user), password));
         var wasLockedOut = await users.IsLockedOutAsync(user);
         await users.SetLockoutEndDateAsync(user, null);
         await users.ResetAccessFailedCountAsync(user);
@@ -171,6 +160,62 @@ public sealed class MembershipService(IDbContextFactory<PortalDbContext> dbFacto
             OccurredAt = clock.GetUtcNow(),
         }, ct);
         return password;
+    }
+
+    /// <summary>
+    /// Turns off two-factor sign-in for a member who lost their authenticator and recovery codes: the authenticator key
+    /// and recovery codes are replaced, every signed-in session ends, and the user can set up an authenticator again
+    /// from their account page. Same rules as <see cref="ResetPasswordAsync"/>; audited as member.two_factor_reset.
+    /// </summary>
+    public async Task ResetTwoFactorAsync(Guid projectId, Guid memberId, Guid actor, CancellationToken ct = default)
+    {
+        var (user, db) = await ResettableAsync(projectId, memberId, actor, "two-factor sign-in", ct);
+        await using var _db = db;
+        if (!user.TwoFactorEnabled) throw DomainException.Conflict($"{user.Email} does not use two-factor sign-in.");
+        Check(await users.SetTwoFactorEnabledAsync(user, false));
+        Check(await users.ResetAuthenticatorKeyAsync(user)); // also a new security stamp: open sessions end
+        await users.GenerateNewTwoFactorRecoveryCodesAsync(user, 0);
+        await audit.RecordAsync(new AuditEventDraft
+        {
+            ProjectId = projectId, EventType = "member.two_factor_reset", Actor = await PortalAudit.UserAsync(db, projectId, actor, ct),
+            ResourceType = "member", ResourceId = memberId.ToString(), Action = "two_factor_reset",
+            Details = PortalAudit.Json(new { user_id = user.Id, email = user.Email, sessions_ended = true }),
+            SecurityLevel = AuditSecurityLevel.Warning,
+            OccurredAt = clock.GetUtcNow(),
+        }, ct);
+    }
+
+    private static void Check(IdentityResult result)
+    {
+        if (!result.Succeeded) throw new InvalidOperationException("Identity update failed: " + string.Join(" ", result.Errors.Select(e => e.Code)));
+    }
+
+    /// <summary>
+    /// The checks both admin resets share: the member is in this project, the actor is an organization admin, not
+    /// resetting themself, and the account belongs to the actor's organization. Returns an open context for the audit.
+    /// </summary>
+    private async Task<(PortalUser User, PortalDbContext Db)> ResettableAsync(Guid projectId, Guid memberId, Guid actor, string what, CancellationToken ct)
+    {
+        var db = await dbFactory.CreateDbContextAsync(ct);
+        try
+        {
+            var member = await db.ProjectMembers.AsNoTracking().FirstOrDefaultAsync(m => m.Id == memberId && m.ProjectId == projectId, ct)
+                         ?? throw DomainException.NotFound("Member");
+            var actorUser = await db.Users.AsNoTracking().FirstOrDefaultAsync(u => u.Id == actor, ct);
+            if (actorUser is not { IsOrganizationAdmin: true })
+                throw DomainException.Forbidden($"Only organization admins can reset a member's {what}.");
+            if (member.UserId == actor)
+                throw DomainException.Conflict($"You cannot reset your own {what} here; change it on your account page.");
+            var user = await users.FindByIdAsync(member.UserId.ToString()) ?? throw DomainException.NotFound("Member");
+            if (user.OrganizationId != actorUser.OrganizationId)
+                throw DomainException.Forbidden($"{user.Email}'s account belongs to another organization; an admin there can reset it.");
+            return (user, db);
+        }
+        catch
+        {
+            await db.DisposeAsync();
+            throw;
+        }
     }
 
     /// <summary>

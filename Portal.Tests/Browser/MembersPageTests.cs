@@ -89,6 +89,17 @@ public class MembersPageTests(BrowserFixture browser, ITestOutputHelper output)
         var (admin, projectId) = await app.SetupAsync("ada@northwind.test");
         var bobFirst = await app.WithScopeAsync(async sp =>
             (await sp.GetRequiredService<MembershipService>().AddAsync(projectId, "bob@northwind.test", Roles.User, admin.Id, "Bob User")).TemporaryPassword!);
+        await app.WithScopeAsync(async sp =>
+        {
+            // Carol uses an authenticator, which she lost.
+            var members = sp.GetRequiredService<MembershipService>();
+            await members.AddAsync(projectId, "carol@northwind.test", Roles.Data, admin.Id, "Carol Data");
+            var users = sp.GetRequiredService<Microsoft.AspNetCore.Identity.UserManager<Portal.Domain.Tenancy.PortalUser>>();
+            var carol = (await users.FindByEmailAsync("carol@northwind.test"))!;
+            await users.ResetAuthenticatorKeyAsync(carol);
+            await users.SetTwoFactorEnabledAsync(carol, true);
+            return 0;
+        });
 
         // Bob is signed in in his own browser when the reset happens.
         await using var bob = await browser.OpenAsync(app, output, "bob-session");
@@ -125,6 +136,16 @@ public class MembersPageTests(BrowserFixture browser, ITestOutputHelper output)
             second = (await banner.Locator("code").InnerTextAsync()).Trim();
             await b.DismissNotificationsAsync();
             await b.ScreenshotAsync("members-password-reset");
+
+            // Two-factor sign-in can be turned off only where it is on.
+            await Expect(row.GetByRole(AriaRole.Button, new() { Name = "Turn off two-factor sign-in for bob@northwind.test" })).ToHaveCountAsync(0);
+            var carol = grid.GetByRole(AriaRole.Row).Filter(new() { HasText = "carol@northwind.test" });
+            await Expect(carol.Locator("td").Nth(3)).ToHaveTextAsync("on");
+            await carol.GetByRole(AriaRole.Button, new() { Name = "Turn off two-factor sign-in for carol@northwind.test" }).ClickAsync();
+            await b.ConfirmAsync("Turn off two-factor");
+            await Expect(b.Notifications.Filter(new() { HasText = "Two-factor sign-in turned off" })).ToBeVisibleAsync();
+            await Expect(carol.GetByRole(AriaRole.Button, new() { Name = "Turn off two-factor sign-in for carol@northwind.test" })).ToHaveCountAsync(0);
+            await Expect(carol.Locator("td").Nth(3)).ToHaveTextAsync("off");
         });
         Assert.NotEqual(bobFirst, second);
 

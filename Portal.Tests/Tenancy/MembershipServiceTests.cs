@@ -225,4 +225,43 @@ public class MembershipServiceTests
         await DomainAssert.RefusedAsync(ErrorKind.Forbidden, null, () => members.ResetPasswordAsync(projectA, daveMember.MemberId, admin.Id));
         Assert.True(await users.CheckPasswordAsync((await w.Fresh<UserManager<PortalUser>>().FindByEmailAsync("dave@other.test"))!, TestUsers.Password));
     }
+
+    [Theory]
+    [MemberData(nameof(Providers.Both), MemberType = typeof(Providers))]
+    public async Task An_organization_admin_turns_off_a_lost_authenticator_which_ends_sessions_and_is_audited(string provider)
+    {
+        await using var w = await TenancyWorld.CreateAsync(provider);
+        var (admin, projectId) = await w.SetupAsync();
+        var members = w.Get<MembershipService>();
+        var users = w.Get<UserManager<PortalUser>>();
+        var bob = await members.AddAsync(projectId, "bob@bank.test", Roles.User, admin.Id);
+        var carol = await members.AddAsync(projectId, "carol@bank.test", Roles.Admin, admin.Id);
+        await DomainAssert.RefusedAsync(ErrorKind.Conflict, null, () => members.ResetTwoFactorAsync(projectId, bob.Member.MemberId, admin.Id)); // not on yet
+
+        var bobUser = (await users.FindByEmailAsync("bob@bank.test"))!;
+        await users.ResetAuthenticatorKeyAsync(bobUser);
+        var oldKey = await users.GetAuthenticatorKeyAsync(bobUser);
+        await users.SetTwoFactorEnabledAsync(bobUser, true);
+        var codes = (await users.GenerateNewTwoFactorRecoveryCodesAsync(bobUser, 10))!.ToList();
+        var stampBefore = (await w.Fresh<UserManager<PortalUser>>().FindByEmailAsync("bob@bank.test"))!.SecurityStamp;
+
+        await DomainAssert.RefusedAsync(ErrorKind.Forbidden, null, () => members.ResetTwoFactorAsync(projectId, bob.Member.MemberId, carol.Member.UserId));
+        await DomainAssert.RefusedAsync(ErrorKind.NotFound, null, () => members.ResetTwoFactorAsync(projectId, Guid.NewGuid(), admin.Id));
+        Assert.True((await w.Fresh<UserManager<PortalUser>>().FindByEmailAsync("bob@bank.test"))!.TwoFactorEnabled);
+
+        await members.ResetTwoFactorAsync(projectId, bob.Member.MemberId, admin.Id);
+        var fresh = w.Fresh<UserManager<PortalUser>>();
+        var after = (await fresh.FindByEmailAsync("bob@bank.test"))!;
+        Assert.False(after.TwoFactorEnabled);
+        Assert.NotEqual(stampBefore, after.SecurityStamp);
+        Assert.NotEqual(oldKey, await fresh.GetAuthenticatorKeyAsync(after));
+        Assert.Equal(0, await fresh.CountRecoveryCodesAsync(after));
+        Assert.False((await fresh.RedeemTwoFactorRecoveryCodeAsync(after, codes[0])).Succeeded);
+        Assert.True(await fresh.CheckPasswordAsync(after, bob.TemporaryPassword!)); // the password is untouched
+
+        var e = Assert.Single(await w.QueryAsync(ctx => ctx.AuditEvents.Where(x => x.ProjectId == projectId && x.EventType == "member.two_factor_reset").ToListAsync()));
+        Assert.Equal("warning", e.SecurityLevel);
+        Assert.Contains("bob@bank.test", e.Details);
+        await DomainAssert.RefusedAsync(ErrorKind.Conflict, null, () => members.ResetTwoFactorAsync(projectId, bob.Member.MemberId, admin.Id));
+    }
 }
