@@ -205,14 +205,23 @@ public class AnomalyScanTests
             var rows = (await members.ListAsync(w.ProjectId, 0, 50)).Items;
             await members.ChangeRoleAsync(w.ProjectId, rows.Single(m => m.UserId == promoted).MemberId, Roles.Admin, w.Admin);
             await members.ChangeRoleAsync(w.ProjectId, rows.Single(m => m.UserId == other).MemberId, Roles.Data, w.Admin);
+            // Turning off a member's two-factor sign-in weakens the account; resetting a password alone does not alert.
+            var users = scope.ServiceProvider.GetRequiredService<Microsoft.AspNetCore.Identity.UserManager<Portal.Domain.Tenancy.PortalUser>>();
+            var otherUser = (await users.FindByIdAsync(other.ToString()))!;
+            await users.ResetAuthenticatorKeyAsync(otherUser);
+            await users.SetTwoFactorEnabledAsync(otherUser, true);
+            await members.ResetTwoFactorAsync(w.ProjectId, rows.Single(m => m.UserId == other).MemberId, w.Admin);
+            await members.ResetPasswordAsync(w.ProjectId, rows.Single(m => m.UserId == other).MemberId, w.Admin);
         }
         var broad = await w.Keys.CreateAsync(w.ProjectId, new CreateApiKeyRequest("root agent", Roles.Admin), w.Admin);
         await w.Keys.CreateAsync(w.ProjectId, new CreateApiKeyRequest("narrow", Roles.User, [$"query:{Guid.CreateVersion7()}"]), w.Admin);
         await ScanAsync(w);
         var alerts = await AlertsAsync(w, DetectorRules.PrivilegeChange);
-        Assert.Equal(2, alerts.Count);
-        var admin = alerts.Single(a => a.SubjectType == "user");
+        Assert.Equal(3, alerts.Count);
+        var admin = alerts.Single(a => a.SubjectType == "user" && a.Title.StartsWith("Admin role"));
         Assert.Equal((promoted, AlertSeverities.Critical), (admin.UserId, admin.Severity));
+        var twoFactor = alerts.Single(a => a.Title.StartsWith("Two-factor sign-in turned off"));
+        Assert.Equal((other, AlertSeverities.Warning), (twoFactor.UserId, twoFactor.Severity));
         Assert.Equal(broad.Key.Id, alerts.Single(a => a.SubjectType == "api_key").KeyId);
     }
 

@@ -689,8 +689,8 @@ public sealed class AnomalyScanner(IDbContextFactory<PortalDbContext> dbFactory,
         var result = new List<AlertFinding>();
         if (!s.Enabled) return result;
         await using var cmd = Command(conn,
-            "SELECT id, occurred_at, event_type, resource_type, resource_id, actor_id, actor_email, before_state, after_state, security_level, action FROM audit_events " +
-            "WHERE project_id = @p AND seq > @lo AND seq <= @hi AND (event_type IN ('member.added', 'member.role_changed', 'api_key.created', 'api_key.rotated') " +
+            "SELECT id, occurred_at, event_type, resource_type, resource_id, actor_id, actor_email, before_state, after_state, security_level, action, details FROM audit_events " +
+            "WHERE project_id = @p AND seq > @lo AND seq <= @hi AND (event_type IN ('member.added', 'member.role_changed', 'member.two_factor_reset', 'api_key.created', 'api_key.rotated') " +
             "OR (resource_type IN ('column_mask', 'mask') AND action IN ('delete', 'remove', 'deleted', 'removed'))) ORDER BY seq", chain, lo, hi);
         await using var r = await cmd.ExecuteReaderAsync(ct);
         while (await r.ReadAsync(ct))
@@ -704,7 +704,16 @@ public sealed class AnomalyScanner(IDbContextFactory<PortalDbContext> dbFactory,
             var after = Str(r, 8);
             string? title = null, description = null, subjectType = null, subjectId = null, label = null;
             var severity = AlertSeverities.Warning;
-            if (type.StartsWith("member.", StringComparison.Ordinal))
+            if (type == "member.two_factor_reset")
+            {
+                var details = Str(r, 11);
+                subjectType = "user";
+                subjectId = Prop(details, "user_id") ?? resourceId;
+                label = Prop(details, "email") ?? subjectId;
+                title = $"Two-factor sign-in turned off for {label}";
+                description = $"{by} turned off two-factor sign-in for {label}: the account is protected by its password alone until they set it up again.";
+            }
+            else if (type.StartsWith("member.", StringComparison.Ordinal))
             {
                 if (Prop(after, "role") != "admin" || Prop(before, "role") == "admin") continue;
                 var email = Prop(after, "email");

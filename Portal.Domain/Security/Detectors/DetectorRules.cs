@@ -65,7 +65,7 @@ public static class DetectorRules
             [new("export_rows", "Rows in one call at least", 10_000, 1, 1e12), new("sensitive_queries", "Distinct sensitive queries", 5, 2, 1000),
              new("window_minutes", "Within minutes", 15, 1, 1440)]),
         new(PrivilegeChange, "Privilege change", AlertTypes.PrivilegeChange, false,
-            "Someone was made an admin, an API key with broad reach (admin role or no query scopes) was issued, or a column mask was removed.", []),
+            "Someone was made an admin, an API key with broad reach (admin role or no query scopes) was issued, a column mask was removed, or a member's two-factor sign-in was turned off.", []),
         new(DormantKey, "Dormant key active", AlertTypes.Anomaly, false,
             "An API key that had not been used for a long time is suddenly active again.",
             [new("dormant_days", "Unused for at least days", 30, 2, 3650)]),
