@@ -87,6 +87,7 @@ public static class PortalDomainServices
         services.AddSingleton<Security.RateLimits.RateLimiter>();
         services.AddSingleton<Security.RateLimits.RateLimitService>();
         services.AddSingleton<Gateway.Catalog.DatasourceService>();
+        services.AddSingleton<Security.SecretRotation>();
         services.AddSingleton<Gateway.Catalog.ApprovedQueryService>();
         services.AddSingleton<Gateway.Catalog.DemoCatalog>();
         services.AddSingleton<Access.QueryPermissionService>();

@@ -22,7 +22,7 @@ public sealed record SignatureCheck(bool Valid, string Message, string? SignerSu
 /// </summary>
 public sealed class ReportSigner(IDbContextFactory<PortalDbContext> dbFactory, SecretProtector protector, TimeProvider clock, IConfiguration configuration)
 {
-    private const string Purpose = "report-signing-certificate";
+    public const string Purpose = "report-signing-certificate";
     private readonly SemaphoreSlim gate = new(1, 1);
     private X509Certificate2? cached;
 

@@ -12,7 +12,7 @@ namespace Portal.Domain.Security;
 /// </summary>
 public sealed class SecretXmlEncryptor(SecretProtector protector) : IXmlEncryptor
 {
-    internal const string Purpose = "aspnet-data-protection-key";
+    public const string Purpose = "aspnet-data-protection-key";
 
     public EncryptedXmlInfo Encrypt(XElement plaintextElement)
     {

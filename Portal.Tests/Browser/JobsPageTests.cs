@@ -74,7 +74,7 @@ public class JobsPageTests(BrowserFixture browser, ITestOutputHelper output)
             await Expect(runs).ToHaveCountAsync(1);
             await Expect(runs.First).ToContainTextAsync("succeeded");
             await Expect(runs.First).ToContainTextAsync("portal");
-            await Expect(runs.First).ToContainTextAsync(new Regex(@"Deleted \d+ setup token\(s\) and \d+ job run\(s\); closed \d+ interrupted run\(s\)\."));
+            await Expect(runs.First).ToContainTextAsync(new Regex(@"Deleted \d+ setup token\(s\) and \d+ job run\(s\); closed \d+ interrupted run\(s\); re-encrypted \d+ stored secret\(s\) under the newest key\."));
 
             await b.DismissNotificationsAsync();
             if (provider == "sqlite") await b.ScreenshotAsync("jobs");

@@ -63,7 +63,7 @@ public class JobsDashboardTests
 
         var run = await JobHosts.WaitForFinishedRunAsync(host.Services.GetRequiredService<JobRunLog>(), HousekeepingJob.Key, RunTimeout);
         Assert.True(run.Outcome == JobOutcomes.Succeeded, $"{run.Outcome}: {run.Message}\n{logs.Errors}");
-        Assert.Equal("Deleted 1 setup token(s) and 0 job run(s); closed 0 interrupted run(s).", run.Message);
+        Assert.Equal("Deleted 1 setup token(s) and 0 job run(s); closed 0 interrupted run(s); re-encrypted 0 stored secret(s) under the newest key.", run.Message);
         Assert.StartsWith("runner@", run.InstanceName);
         Assert.False(string.IsNullOrEmpty(run.FireInstanceId));
         Assert.NotNull(run.ScheduledFor);
