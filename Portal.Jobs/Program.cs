@@ -67,5 +67,7 @@ public static class Worker
         var logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Portal.Jobs.Worker");
         var db = host.Services.GetRequiredService<PortalDatabase>();
         await db.MigrateAtStartupAsync(logger, clock: host.Services.GetRequiredService<TimeProvider>());
+        await Portal.Domain.Security.DatabaseKeyRing.EnsureReadableAsync(host.Services.GetRequiredService<Microsoft.EntityFrameworkCore.IDbContextFactory<Portal.Domain.Persistence.PortalDbContext>>(),
+            host.Services.GetRequiredService<Portal.Domain.Security.SecretProtector>());
     }
 }

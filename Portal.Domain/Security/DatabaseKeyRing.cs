@@ -33,4 +33,31 @@ public sealed class DatabaseKeyRing(IServiceProvider services, ILoggerFactory lo
     }
 
     public void StoreElement(XElement element, string friendlyName) => inner.StoreElement(element, friendlyName);
+
+    /// <summary>
+    /// Called at startup, after the scripts ran: when the database already holds a key ring and this process's
+    /// Security:EncryptionKeys open none of it, another node (or an earlier start) used other keys. Starting anyway
+    /// would sign every user out and write keys the other nodes cannot read, so startup stops with one line instead.
+    /// </summary>
+    public static async Task EnsureReadableAsync(Microsoft.EntityFrameworkCore.IDbContextFactory<PortalDbContext> dbFactory, SecretProtector secrets, CancellationToken ct = default)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        var rows = await Microsoft.EntityFrameworkCore.EntityFrameworkQueryableExtensions.ToListAsync(
+            db.DataProtectionKeys.Where(k => k.Xml != null).OrderByDescending(k => k.Id).Select(k => k.Xml!).Take(50), ct);
+        if (rows.Count == 0) return;
+        foreach (var xml in rows)
+        {
+            var value = XElement.Parse(xml).Descendants("encryptedKey").Select(e => (string?)e.Element("value")).FirstOrDefault();
+            if (value is null) return; // not written by this portal's encryptor: nothing to judge
+            try
+            {
+                secrets.Unprotect(value, SecretXmlEncryptor.Purpose);
+                return;
+            }
+            catch (System.Security.Cryptography.CryptographicException) { }
+        }
+        throw new ConfigurationException(
+            $"Security:EncryptionKeys opens none of the {rows.Count} sign-in cookie key(s) in the portal database: this process has other keys than the " +
+            "nodes (or the earlier start) that wrote them. Give every portal node and worker the same Security:EncryptionKeys.");
+    }
 }

@@ -8,7 +8,7 @@ using Portal.Domain.Persistence;
 
 namespace Portal.Domain.Security;
 
-public sealed record SecretRotationResult(int Datasources, int Webhooks, int SiemIntegrations, int SigningCertificates, int DataProtectionKeys)
+public sealed record SecretRotationResult(int Datasources, int Webhooks, int SiemIntegrations, int SigningCertificates, int DataProtectionKeys, int Unreadable = 0)
 {
     public int Total => Datasources + Webhooks + SiemIntegrations + SigningCertificates + DataProtectionKeys;
 }
@@ -59,16 +59,36 @@ public sealed class SecretRotation(IDbContextFactory<PortalDbContext> dbFactory,
 
         // Data-protection keys: the key material sits in <encryptedKey><value> (see SecretXmlEncryptor).
         var keys = 0;
+        var unreadable = 0;
         foreach (var k in await db.DataProtectionKeys.AsNoTracking().Where(k => k.Xml != null).Select(k => new { k.Id, k.Xml }).ToListAsync(ct))
         {
             var xml = XElement.Parse(k.Xml!);
             var values = xml.Descendants("encryptedKey").Select(e => e.Element("value")).OfType<XElement>().Where(v => Stale(v.Value)).ToList();
             if (values.Count == 0) continue;
-            foreach (var v in values) v.Value = secrets.Rotate(v.Value, SecretXmlEncryptor.Purpose);
+            // A key written by a node with other encryption keys cannot be opened here; leave it as it is.
+            var rotatedValues = new List<string>();
+            foreach (var v in values)
+                if (TryRotate(v.Value, SecretXmlEncryptor.Purpose, out var r)) rotatedValues.Add(r);
+            if (rotatedValues.Count < values.Count) { unreadable++; continue; }
+            for (var i = 0; i < values.Count; i++) values[i].Value = rotatedValues[i];
             var fresh = xml.ToString(SaveOptions.DisableFormatting);
             keys += await db.DataProtectionKeys.Where(x => x.Id == k.Id && x.Xml == k.Xml).ExecuteUpdateAsync(s => s.SetProperty(x => x.Xml, fresh), ct);
         }
-        return new SecretRotationResult(ds, webhooks, siem, certificates, keys);
+        return new SecretRotationResult(ds, webhooks, siem, certificates, keys, unreadable);
+    }
+
+    private bool TryRotate(string value, string purpose, out string rotated)
+    {
+        try
+        {
+            rotated = secrets.Rotate(value, purpose);
+            return true;
+        }
+        catch (System.Security.Cryptography.CryptographicException)
+        {
+            rotated = value;
+            return false;
+        }
     }
 
     private bool Stale(string protectedValue) => protectedValue.Length > 0 && secrets.NeedsRotation(protectedValue);

@@ -27,6 +27,8 @@ public sealed class HousekeepingJob(HousekeepingService housekeeping, JobRunLog 
             logger.LogInformation("Re-encrypted {Count} stored secret(s) under the newest encryption key ({Datasources} datasource passwords, {Webhooks} webhooks, " +
                 "{Siem} SIEM tokens, {Certificates} signing certificates, {Keys} data-protection keys)",
                 rotated.Total, rotated.Datasources, rotated.Webhooks, rotated.SiemIntegrations, rotated.SigningCertificates, rotated.DataProtectionKeys);
+        if (rotated.Unreadable > 0)
+            logger.LogWarning("{Count} data-protection key(s) in the database cannot be opened with this process's Security:EncryptionKeys; they were left as they are", rotated.Unreadable);
         if (interrupted > 0) logger.LogWarning("Housekeeping closed {Count} job run(s) left running by a stopped process", interrupted);
         logger.LogInformation("Housekeeping deleted {SetupTokens} setup token(s) and {JobRuns} job run(s)", result.SetupTokensDeleted, result.JobRunsDeleted);
     }

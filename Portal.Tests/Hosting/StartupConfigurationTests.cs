@@ -21,41 +21,75 @@ public class StartupConfigurationTests
         var dir = Directory.CreateTempSubdirectory("portal-startup-");
         try
         {
-            var start = new ProcessStartInfo("dotnet", [PortalDll()])
+            await AssertStopsAsync(why, setting, new()
             {
-                RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false, WorkingDirectory = dir.FullName,
-            };
-            start.Environment["Database__Provider"] = provider;
-            start.Environment["Database__ConnectionString"] = connectionString;
-            start.Environment["Database__DataDirectory"] = Path.Combine(dir.FullName, "data");
-            start.Environment["Urls"] = "http://127.0.0.1:0";
-            start.Environment["DOTNET_ENVIRONMENT"] = "Production";
-            start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
-
-            using var process = Process.Start(start)!;
-            var stdout = process.StandardOutput.ReadToEndAsync();
-            var stderr = process.StandardError.ReadToEndAsync();
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-            try { await process.WaitForExitAsync(timeout.Token); }
-            catch (OperationCanceledException)
-            {
-                process.Kill(entireProcessTree: true);
-                Assert.Fail($"{why}: the portal kept running instead of stopping.\n{await stdout}\n{await stderr}");
-            }
-            var err = await stderr;
-            var output = await stdout;
-            var lines = err.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-            Assert.True(process.ExitCode == 2, $"{why}: exit code {process.ExitCode}\nstderr: {err}\nstdout: {output}");
-            Assert.True(lines.Length == 1, $"{why}: expected one line on stderr, got:\n{err}");
-            Assert.Contains(setting, lines[0]);
-            Assert.StartsWith("Portal cannot start:", lines[0]);
-            Assert.DoesNotContain("   at ", err + output);
-            Assert.DoesNotContain("Exception", lines[0]);
+                ["Database__Provider"] = provider,
+                ["Database__ConnectionString"] = connectionString,
+                ["Database__DataDirectory"] = Path.Combine(dir.FullName, "data"),
+            }, dir.FullName);
         }
         finally
         {
             try { dir.Delete(recursive: true); } catch (IOException) { }
         }
+    }
+
+    [Fact]
+    public async Task A_node_whose_encryption_keys_cannot_open_the_shared_key_ring_stops_with_one_clear_line()
+    {
+        // The database's key ring was written under one key; this node was given another.
+        await using var db = await Infrastructure.TestDatabase.CreateAsync("sqlite");
+        var written = $"k1:{Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32))}";
+        await using (var app = new Infrastructure.PortalApp(db, new() { ["Security:EncryptionKeys"] = written }))
+            await app.Client().GetAsync("/Account/Login"); // creates the ring
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        var dir = Directory.CreateTempSubdirectory("portal-startup-");
+        try
+        {
+            await AssertStopsAsync("other encryption keys", "Security:EncryptionKeys", new()
+            {
+                ["Database__Provider"] = "Sqlite",
+                ["Database__ConnectionString"] = db.ConnectionString,
+                ["Database__DataDirectory"] = Path.Combine(dir.FullName, "data"),
+                ["Security__EncryptionKeys"] = $"k1:{Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32))}",
+            }, dir.FullName);
+        }
+        finally
+        {
+            try { dir.Delete(recursive: true); } catch (IOException) { }
+        }
+    }
+
+    private static async Task AssertStopsAsync(string why, string setting, Dictionary<string, string> environment, string workingDirectory)
+    {
+        var start = new ProcessStartInfo("dotnet", [PortalDll()])
+        {
+            RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false, WorkingDirectory = workingDirectory,
+        };
+        foreach (var (k, v) in environment) start.Environment[k] = v;
+        start.Environment["Urls"] = "http://127.0.0.1:0";
+        start.Environment["DOTNET_ENVIRONMENT"] = "Production";
+        start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        try { await process.WaitForExitAsync(timeout.Token); }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            Assert.Fail($"{why}: the portal kept running instead of stopping.\n{await stdout}\n{await stderr}");
+        }
+        var err = await stderr;
+        var output = await stdout;
+        var lines = err.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        Assert.True(process.ExitCode == 2, $"{why}: exit code {process.ExitCode}\nstderr: {err}\nstdout: {output}");
+        Assert.True(lines.Length == 1, $"{why}: expected one line on stderr, got:\n{err}");
+        Assert.Contains(setting, lines[0]);
+        Assert.StartsWith("Portal cannot start:", lines[0]);
+        Assert.DoesNotContain("   at ", err + output);
+        Assert.DoesNotContain("Exception", lines[0]);
     }
 
     /// <summary>The Portal build next to this test build (same configuration).</summary>

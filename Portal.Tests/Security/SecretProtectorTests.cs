@@ -114,10 +114,12 @@ public class SecretProtectorTests
             Assert.Equal("signed-in as ana", two.Services.GetRequiredService<IDataProtectionProvider>().CreateProtector("cookie").Unprotect(payload));
             Assert.Single(await db.RawRowsAsync("data_protection_keys"));
 
-            // A node whose encryption keys differ cannot read the shared ring: it fails instead of using other keys.
-            await using var stranger = new PortalApp(db, new() { ["Security:EncryptionKeys"] = $"k1:{Convert.ToBase64String(RandomNumberGenerator.GetBytes(32))}" });
-            Assert.ThrowsAny<CryptographicException>(() =>
-                stranger.Services.GetRequiredService<IDataProtectionProvider>().CreateProtector("cookie").Unprotect(payload));
+            // A node whose encryption keys differ cannot open the shared ring (its startup stops: StartupConfigurationTests).
+            var stranger = new SecretProtector([("k1", RandomNumberGenerator.GetBytes(32))]);
+            var factory = one.Services.GetRequiredService<Microsoft.EntityFrameworkCore.IDbContextFactory<Portal.Domain.Persistence.PortalDbContext>>();
+            var refused = await Assert.ThrowsAsync<ConfigurationException>(() => DatabaseKeyRing.EnsureReadableAsync(factory, stranger));
+            Assert.Contains("Security:EncryptionKeys", refused.Message);
+            await DatabaseKeyRing.EnsureReadableAsync(factory, two.Services.GetRequiredService<SecretProtector>());
         }
         finally
         {

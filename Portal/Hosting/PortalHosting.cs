@@ -154,6 +154,8 @@ public static class PortalHosting
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Portal.Startup");
         var db = app.Services.GetRequiredService<PortalDatabase>();
         await db.MigrateAtStartupAsync(logger, clock: app.Services.GetRequiredService<TimeProvider>());
+        await Portal.Domain.Security.DatabaseKeyRing.EnsureReadableAsync(app.Services.GetRequiredService<Microsoft.EntityFrameworkCore.IDbContextFactory<Portal.Domain.Persistence.PortalDbContext>>(),
+            app.Services.GetRequiredService<Portal.Domain.Security.SecretProtector>());
 
         await using var scope = app.Services.CreateAsyncScope();
         var setup = scope.ServiceProvider.GetRequiredService<SetupService>();
