@@ -47,7 +47,7 @@ public sealed class DatabaseKeyRing(IServiceProvider services, ILoggerFactory lo
         if (rows.Count == 0) return;
         foreach (var xml in rows)
         {
-            var value = XElement.Parse(xml).Descendants("encryptedKey").Select(e => (string?)e.Element("value")).FirstOrDefault();
+            var value = SecretXmlEncryptor.ProtectedValues(XElement.Parse(xml)).FirstOrDefault()?.Value;
             if (value is null) return; // not written by this portal's encryptor: nothing to judge
             try
             {

@@ -13,19 +13,25 @@ namespace Portal.Domain.Security;
 public sealed class SecretXmlEncryptor(SecretProtector protector) : IXmlEncryptor
 {
     public const string Purpose = "aspnet-data-protection-key";
+    private const string Element = "encryptedKey", Value = "value";
 
     public EncryptedXmlInfo Encrypt(XElement plaintextElement)
     {
-        var element = new XElement("encryptedKey",
+        var element = new XElement(Element,
             new XComment(" Encrypted with the portal's Security:EncryptionKeys (AES-256-GCM). "),
-            new XElement("value", protector.Protect(plaintextElement.ToString(SaveOptions.DisableFormatting), Purpose)));
+            new XElement(Value, protector.Protect(plaintextElement.ToString(SaveOptions.DisableFormatting), Purpose)));
         return new EncryptedXmlInfo(element, typeof(SecretXmlDecryptor));
     }
+
+    /// <summary>The protected values (SecretProtector text) this encryptor wrote into a stored key's XML.</summary>
+    public static IEnumerable<XElement> ProtectedValues(XElement storedKey) =>
+        storedKey.DescendantsAndSelf(Element).Select(e => e.Element(Value)).OfType<XElement>();
 }
 
 public sealed class SecretXmlDecryptor(IServiceProvider services) : IXmlDecryptor
 {
     public XElement Decrypt(XElement encryptedElement) =>
         XElement.Parse(services.GetRequiredService<SecretProtector>().Unprotect(
-            (string?)encryptedElement.Element("value") ?? throw new InvalidOperationException("The encrypted key has no value."), SecretXmlEncryptor.Purpose));
+            SecretXmlEncryptor.ProtectedValues(encryptedElement).FirstOrDefault()?.Value ?? throw new InvalidOperationException("The encrypted key has no value."),
+            SecretXmlEncryptor.Purpose));
 }

@@ -57,13 +57,13 @@ public sealed class SecretRotation(IDbContextFactory<PortalDbContext> dbFactory,
                 .ExecuteUpdateAsync(s => s.SetProperty(x => x.PfxProtected, fresh), ct);
         }
 
-        // Data-protection keys: the key material sits in <encryptedKey><value> (see SecretXmlEncryptor).
+        // Data-protection keys: the key material sits in the values SecretXmlEncryptor wrote into each key's XML.
         var keys = 0;
         var unreadable = 0;
         foreach (var k in await db.DataProtectionKeys.AsNoTracking().Where(k => k.Xml != null).Select(k => new { k.Id, k.Xml }).ToListAsync(ct))
         {
             var xml = XElement.Parse(k.Xml!);
-            var values = xml.Descendants("encryptedKey").Select(e => e.Element("value")).OfType<XElement>().Where(v => Stale(v.Value)).ToList();
+            var values = SecretXmlEncryptor.ProtectedValues(xml).Where(v => Stale(v.Value)).ToList();
             if (values.Count == 0) continue;
             // A key written by a node with other encryption keys cannot be opened here; leave it as it is.
             var rotatedValues = new List<string>();
