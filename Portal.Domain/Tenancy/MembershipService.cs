@@ -144,8 +144,7 @@ public sealed class MembershipService(IDbContextFactory<PortalDbContext> dbFacto
     /// </summary>
     public async Task<string> ResetPasswordAsync(Guid projectId, Guid memberId, Guid actor, CancellationToken ct = default)
     {
-        var (user, db) = await ResettableAsync(projectId, memberId, actor, "password", ct);
-        await using var _db = db;
+        var (user, auditActor) = await ResettableAsync(projectId, memberId, actor, "password", ct);
         var password = GeneratePassword();
         Check(await users.ResetPasswordAsync(user, await users.GeneratePasswordResetTokenAsync(user), password));
         var wasLockedOut = await users.IsLockedOutAsync(user);
@@ -153,7 +152,7 @@ public sealed class MembershipService(IDbContextFactory<PortalDbContext> dbFacto
         await users.ResetAccessFailedCountAsync(user);
         await audit.RecordAsync(new AuditEventDraft
         {
-            ProjectId = projectId, EventType = "member.password_reset", Actor = await PortalAudit.UserAsync(db, projectId, actor, ct),
+            ProjectId = projectId, EventType = "member.password_reset", Actor = auditActor,
             ResourceType = "member", ResourceId = memberId.ToString(), Action = "password_reset",
             Details = PortalAudit.Json(new { user_id = user.Id, email = user.Email, sessions_ended = true, lockout_lifted = wasLockedOut, two_factor_kept = user.TwoFactorEnabled }),
             SecurityLevel = AuditSecurityLevel.Warning,
@@ -169,15 +168,14 @@ public sealed class MembershipService(IDbContextFactory<PortalDbContext> dbFacto
     /// </summary>
     public async Task ResetTwoFactorAsync(Guid projectId, Guid memberId, Guid actor, CancellationToken ct = default)
     {
-        var (user, db) = await ResettableAsync(projectId, memberId, actor, "two-factor sign-in", ct);
-        await using var _db = db;
+        var (user, auditActor) = await ResettableAsync(projectId, memberId, actor, "two-factor sign-in", ct);
         if (!user.TwoFactorEnabled) throw DomainException.Conflict($"{user.Email} does not use two-factor sign-in.");
         Check(await users.SetTwoFactorEnabledAsync(user, false));
         Check(await users.ResetAuthenticatorKeyAsync(user)); // also a new security stamp: open sessions end
         await users.GenerateNewTwoFactorRecoveryCodesAsync(user, 0);
         await audit.RecordAsync(new AuditEventDraft
         {
-            ProjectId = projectId, EventType = "member.two_factor_reset", Actor = await PortalAudit.UserAsync(db, projectId, actor, ct),
+            ProjectId = projectId, EventType = "member.two_factor_reset", Actor = auditActor,
             ResourceType = "member", ResourceId = memberId.ToString(), Action = "two_factor_reset",
             Details = PortalAudit.Json(new { user_id = user.Id, email = user.Email, sessions_ended = true }),
             SecurityLevel = AuditSecurityLevel.Warning,
@@ -192,30 +190,23 @@ public sealed class MembershipService(IDbContextFactory<PortalDbContext> dbFacto
 
     /// <summary>
     /// The checks both admin resets share: the member is in this project, the actor is an organization admin, not
-    /// resetting themself, and the account belongs to the actor's organization. Returns an open context for the audit.
+    /// resetting themself, and the account belongs to the actor's organization. Returns the account and the actor as the
+    /// audit event names them.
     /// </summary>
-    private async Task<(PortalUser User, PortalDbContext Db)> ResettableAsync(Guid projectId, Guid memberId, Guid actor, string what, CancellationToken ct)
+    private async Task<(PortalUser User, AuditActor Actor)> ResettableAsync(Guid projectId, Guid memberId, Guid actor, string what, CancellationToken ct)
     {
-        var db = await dbFactory.CreateDbContextAsync(ct);
-        try
-        {
-            var member = await db.ProjectMembers.AsNoTracking().FirstOrDefaultAsync(m => m.Id == memberId && m.ProjectId == projectId, ct)
-                         ?? throw DomainException.NotFound("Member");
-            var actorUser = await db.Users.AsNoTracking().FirstOrDefaultAsync(u => u.Id == actor, ct);
-            if (actorUser is not { IsOrganizationAdmin: true })
-                throw DomainException.Forbidden($"Only organization admins can reset a member's {what}.");
-            if (member.UserId == actor)
-                throw DomainException.Conflict($"You cannot reset your own {what} here; change it on your account page.");
-            var user = await users.FindByIdAsync(member.UserId.ToString()) ?? throw DomainException.NotFound("Member");
-            if (user.OrganizationId != actorUser.OrganizationId)
-                throw DomainException.Forbidden($"{user.Email}'s account belongs to another organization; an admin there can reset it.");
-            return (user, db);
-        }
-        catch
-        {
-            await db.DisposeAsync();
-            throw;
-        }
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        var member = await db.ProjectMembers.AsNoTracking().FirstOrDefaultAsync(m => m.Id == memberId && m.ProjectId == projectId, ct)
+                     ?? throw DomainException.NotFound("Member");
+        var actorUser = await db.Users.AsNoTracking().FirstOrDefaultAsync(u => u.Id == actor, ct);
+        if (actorUser is not { IsOrganizationAdmin: true })
+            throw DomainException.Forbidden($"Only organization admins can reset a member's {what}.");
+        if (member.UserId == actor)
+            throw DomainException.Conflict($"You cannot reset your own {what} here; change it on your account page.");
+        var user = await users.FindByIdAsync(member.UserId.ToString()) ?? throw DomainException.NotFound("Member");
+        if (user.OrganizationId != actorUser.OrganizationId)
+            throw DomainException.Forbidden($"{user.Email}'s account belongs to another organization; an admin there can reset it.");
+        return (user, await PortalAudit.UserAsync(db, projectId, actor, ct));
     }
 
     /// <summary>
