@@ -50,17 +50,27 @@ internal abstract class AuditRows : IDisposable
     /// page (most of a full scan's time on a busy machine goes to those calls). The mapped pages count in the process's
     /// resident memory, so the exporter, whose peak memory is a target, does not use it.
     /// </para>
-    public static AuditRows OpenStream(PortalDatabase db, string whereAndOrder, IReadOnlyList<(string Name, object Value)> parameters, bool mapFile = false)
+    public static AuditRows OpenStream(PortalDatabase db, string whereAndOrder, IReadOnlyList<(string Name, object Value)> parameters,
+        bool mapFile = false, bool columnApiOnly = false)
     {
         if (db.Provider == DatabaseProvider.Postgres && CopyRows.Literal(whereAndOrder, parameters) is { } inlined)
             return new CopyRows(db.ConnectionString, $"COPY (SELECT {AuditWriter.Columns} FROM audit_events {inlined}) TO STDOUT (FORMAT BINARY)");
-        if (db.Provider == DatabaseProvider.Sqlite && mapFile)
-            return new SqliteRows(db.ConnectionString, $"SELECT {AuditWriter.Columns} FROM audit_events {whereAndOrder}", parameters, mapFile: true);
+        if (db.Provider == DatabaseProvider.Sqlite && (mapFile || columnApiOnly))
+            return new SqliteRows(db.ConnectionString, $"SELECT {AuditWriter.Columns} FROM audit_events {whereAndOrder}", parameters, mapFile, columnApiOnly);
         return Open(db, whereAndOrder, parameters);
     }
 
     /// <summary>Writes a UUID column's 16 bytes in RFC 4122 (big-endian) order, the order the hash encodes.</summary>
     public virtual void CopyUuid(int column, Span<byte> destination) => Guid(column).TryWriteBytes(destination, bigEndian: true, out _);
+
+    /// <summary>
+    /// Whether a value read from the current row so far was stored with another type than the writer gives that column
+    /// (an integer column holding text or a real, a text column holding a blob, a hash held as text). SQLite lets any
+    /// column hold any type, and its column functions convert on reading (8.5 reads as the integer 8), so such a row can
+    /// hash like the original although it was changed; the verifier treats it as altered. Always false on PostgreSQL,
+    /// whose columns have fixed types.
+    /// </summary>
+    public virtual bool ValueOfAnotherType => false;
 
     /// <summary>
     /// The columns from <paramref name="fromColumn"/> to the last, already in the hash's field encoding (4-byte
@@ -82,7 +92,7 @@ internal abstract class AuditRows : IDisposable
         // The engine binding, once per process (Microsoft.Data.Sqlite does the same before its first connection).
         static SqliteRows() => Batteries_V2.Init();
 
-        public SqliteRows(string connectionString, string sql, IReadOnlyList<(string Name, object Value)> parameters, bool mapFile = false)
+        public SqliteRows(string connectionString, string sql, IReadOnlyList<(string Name, object Value)> parameters, bool mapFile = false, bool columnApiOnly = false)
         {
             // The cursor's own connection, opened through SQLitePCLRaw rather than taken from Microsoft.Data.Sqlite's
             // pool: a cursor is used by one thread at a time, so it can run in SQLite's multi-thread mode
@@ -124,6 +134,7 @@ internal abstract class AuditRows : IDisposable
             }
             handle = stmt.DangerousGetHandle();
             direct = NativeSqlite.Available;
+            rowValues = direct && NativeSqlite.ResultRow.Known && !columnApiOnly;
         }
 
         private void Check(int rc)
@@ -134,22 +145,62 @@ internal abstract class AuditRows : IDisposable
         public override bool Read()
         {
             var rc = raw.sqlite3_step(stmt);
-            if (rc == raw.SQLITE_ROW) return true;
+            anotherType = false;
+            if (rc == raw.SQLITE_ROW)
+            {
+                if (rowValues) row = NativeSqlite.sqlite3_column_value(handle, 0);
+                return true;
+            }
+            row = IntPtr.Zero;
             if (rc == raw.SQLITE_DONE) return false;
             throw new SqliteException(raw.sqlite3_errmsg(connection).utf8_to_string(), rc);
         }
 
-        public override bool IsNull(int column) =>
-            (direct ? NativeSqlite.sqlite3_column_type(handle, column) : raw.sqlite3_column_type(stmt, column)) == raw.SQLITE_NULL;
-        public override ReadOnlySpan<byte> Utf8(int column) => Blob(column);
-        public override ReadOnlySpan<byte> Blob(int column) => direct ? NativeSqlite.Blob(handle, column) : raw.sqlite3_column_blob(stmt, column);
-        public override long Int64(int column) => direct ? NativeSqlite.sqlite3_column_int64(handle, column) : raw.sqlite3_column_int64(stmt, column);
+        // The current row's values as SQLite holds them (see NativeSqlite.ResultRow), or zero to use the column API.
+        private IntPtr row;
+        private readonly bool rowValues;
+        private bool anotherType;
+
+        public override bool ValueOfAnotherType => anotherType;
+
+        private int Type(int column) => direct ? NativeSqlite.sqlite3_column_type(handle, column) : raw.sqlite3_column_type(stmt, column);
+
+        /// <summary>Notes a value whose stored type is neither NULL nor <paramref name="expected"/> (read through the column API).</summary>
+        private void Expect(int column, int expected)
+        {
+            var type = Type(column);
+            if (type != raw.SQLITE_NULL && type != expected) anotherType = true;
+        }
+
+        public override bool IsNull(int column)
+        {
+            if (row != IntPtr.Zero && NativeSqlite.ResultRow.IsNull(row, column) is { } isNull) return isNull;
+            return Type(column) == raw.SQLITE_NULL;
+        }
+
+        public override ReadOnlySpan<byte> Utf8(int column) => Bytes(column, raw.SQLITE_TEXT);
+        public override ReadOnlySpan<byte> Blob(int column) => Bytes(column, raw.SQLITE_BLOB);
+
+        private ReadOnlySpan<byte> Bytes(int column, int expected)
+        {
+            if (row != IntPtr.Zero && NativeSqlite.ResultRow.TryBytes(row, column, expected == raw.SQLITE_TEXT, out var bytes)) return bytes;
+            Expect(column, expected);
+            return direct ? NativeSqlite.Blob(handle, column) : raw.sqlite3_column_blob(stmt, column);
+        }
+
+        public override long Int64(int column)
+        {
+            if (row != IntPtr.Zero && NativeSqlite.ResultRow.TryInt64(row, column, out var value)) return value;
+            Expect(column, raw.SQLITE_INTEGER);
+            return direct ? NativeSqlite.sqlite3_column_int64(handle, column) : raw.sqlite3_column_int64(stmt, column);
+        }
+
         public override long UtcTicks(int column) => Int64(column);
         public override bool Bool(int column) => Int64(column) != 0;
 
         public override Guid Guid(int column)
         {
-            if (!Utf8Parser.TryParse(Blob(column), out Guid g, out _, 'D'))
+            if (!Utf8Parser.TryParse(Utf8(column), out Guid g, out _, 'D'))
                 throw new FormatException($"Column {column} does not hold a UUID.");
             return g;
         }
@@ -162,7 +213,7 @@ internal abstract class AuditRows : IDisposable
 
         public override void CopyUuid(int column, Span<byte> destination)
         {
-            var text = Blob(column);
+            var text = Utf8(column);
             if (lastValid && text.SequenceEqual(lastText)) { lastBytes.CopyTo(destination); return; }
             if (text.Length != 36 || text[8] != '-' || text[13] != '-' || text[18] != '-' || text[23] != '-')
                 throw new FormatException($"Column {column} does not hold a UUID.");
@@ -464,11 +515,130 @@ internal static unsafe class NativeSqlite
     [DllImport(Lib), SuppressGCTransition]
     public static extern int sqlite3_bind_null(IntPtr stmt, int index);
 
+    [DllImport(Lib), SuppressGCTransition]
+    public static extern IntPtr sqlite3_column_value(IntPtr stmt, int column);
+
     public static ReadOnlySpan<byte> Blob(IntPtr stmt, int column)
     {
         // sqlite3_column_blob first, then sqlite3_column_bytes: the order SQLite documents for a stable pointer.
         var p = sqlite3_column_blob(stmt, column);
         if (p == IntPtr.Zero) return default;
         return new ReadOnlySpan<byte>((void*)p, sqlite3_column_bytes(stmt, column));
+    }
+
+    /// <summary>
+    /// Reads the current row's values straight from the statement's result registers instead of through two column
+    /// API calls per value (<c>sqlite3_column_blob</c> + <c>sqlite3_column_bytes</c>, each of which checks the index,
+    /// maps the type and checks for a failed allocation on the way out): those calls were a fifth of a chain
+    /// verification's CPU. Hand-written, as nothing public offers it: <c>sqlite3_column_value(stmt, 0)</c> returns the
+    /// first of the row's values, which SQLite keeps as consecutive <c>Mem</c> structures (<c>u</c>, <c>z</c>,
+    /// <c>n</c>, <c>flags</c>, <c>enc</c>, … in <c>vdbeInt.h</c>). That layout is internal to SQLite, so it is used
+    /// only after <see cref="Probe"/> has checked it against the public API on a row of every kind of value in the
+    /// loaded library (stride from <c>sqlite3_column_value</c> of each column, then every text, blob, integer and NULL
+    /// read both ways); if anything differs — another SQLite build, a changed structure — the cursor keeps using the
+    /// API. Any value that is not plainly UTF-8 text, a blob, a 64-bit integer or NULL (a real, a zero-filled blob,
+    /// UTF-16 text) is also read through the API, so a row tampered into an unusual type still hashes as before.
+    /// </summary>
+    public static class ResultRow
+    {
+        private const int MemSize = 56, Z = 8, N = 16, Flags = 20, Enc = 22;
+        private const ushort MemNull = 0x0001, MemStr = 0x0002, MemInt = 0x0004, MemReal = 0x0008, MemBlob = 0x0010, MemIntReal = 0x0020,
+            MemAffinity = 0x003F, MemZero = 0x0400;
+        private const byte Utf8 = 1;
+
+        public static readonly bool Known = Available && Environment.GetEnvironmentVariable("PORTAL_SQLITE_COLUMN_API") != "1" && Probe();
+
+        public static bool? IsNull(IntPtr row, int column)
+        {
+            var flags = *(ushort*)((byte*)row + column * MemSize + Flags);
+            if ((flags & MemNull) != 0) return true;
+            return (flags & (MemStr | MemBlob | MemInt)) != 0 ? false : null;
+        }
+
+        /// <summary>
+        /// The bytes of a NULL (empty), of UTF-8 text when <paramref name="text"/>, or of a blob otherwise; false for
+        /// any other value, which the caller reads through the API.
+        /// </summary>
+        public static bool TryBytes(IntPtr row, int column, bool text, out ReadOnlySpan<byte> bytes)
+        {
+            var m = (byte*)row + column * MemSize;
+            var flags = *(ushort*)(m + Flags);
+            bytes = default;
+            if ((flags & MemNull) != 0) return true;
+            if ((flags & (MemZero | MemInt | MemReal | MemIntReal)) != 0) return false;
+            // Text read once through the API is also marked as a blob; it is still text.
+            if (text ? (flags & MemStr) == 0 || m[Enc] != Utf8 : (flags & (MemStr | MemBlob)) != MemBlob) return false;
+            bytes = new ReadOnlySpan<byte>(*(byte**)(m + Z), *(int*)(m + N));
+            return true;
+        }
+
+        public static bool TryInt64(IntPtr row, int column, out long value)
+        {
+            var m = (byte*)row + column * MemSize;
+            if ((*(ushort*)(m + Flags) & MemAffinity) == MemInt) { value = *(long*)m; return true; }
+            value = 0;
+            return false;
+        }
+
+        /// <summary>Compares the structure reads with the public API on one row of every value kind the cursor meets.</summary>
+        private static bool Probe()
+        {
+            try
+            {
+                Batteries_V2.Init(); // idempotent; this check may run before any connection was opened
+                if (raw.sqlite3_open_v2(":memory:", out var db, raw.SQLITE_OPEN_READWRITE | raw.SQLITE_OPEN_NOMUTEX, null) != raw.SQLITE_OK)
+                {
+                    db.Dispose();
+                    return false;
+                }
+                using (db)
+                {
+                    const string sql = "SELECT 'PAUDIT01', x'00FF7F80', NULL, 9223372036854775807, '', 'h\u00e9llo \u2603', -42, "
+                        + "zeroblob(3), 1.5, x'', 0, printf('%.3000c', 'x'), CAST(NULL AS TEXT), '0190f000-0000-7000-8000-000000000001'";
+                    if (raw.sqlite3_prepare_v2(db, sql, out var stmt) != raw.SQLITE_OK)
+                    {
+                        stmt.Dispose();
+                        return false;
+                    }
+                    using (stmt)
+                    {
+                        if (raw.sqlite3_step(stmt) != raw.SQLITE_ROW) return false;
+                        var h = stmt.DangerousGetHandle();
+                        var count = raw.sqlite3_column_count(stmt);
+                        var row = sqlite3_column_value(h, 0);
+                        for (var c = 0; c < count; c++)
+                            if (sqlite3_column_value(h, c) != row + c * MemSize) return false;
+                        var seen = 0;
+                        for (var c = 0; c < count; c++)
+                        {
+                            var type = sqlite3_column_type(h, c);
+                            var isNull = IsNull(row, c);
+                            if (isNull == true != (type == raw.SQLITE_NULL)) return false;
+                            if (isNull == false && type is not (raw.SQLITE_TEXT or raw.SQLITE_BLOB or raw.SQLITE_INTEGER)) return false;
+                            if (TryInt64(row, c, out var i))
+                            {
+                                if (type != raw.SQLITE_INTEGER || i != sqlite3_column_int64(h, c)) return false;
+                                seen |= 1;
+                            }
+                            var textOk = TryBytes(row, c, text: true, out var asText);
+                            var blobOk = TryBytes(row, c, text: false, out var asBlob);
+                            if (textOk != (type is raw.SQLITE_TEXT or raw.SQLITE_NULL)) return false;
+                            if (blobOk != (type is raw.SQLITE_BLOB or raw.SQLITE_NULL) && !(c == 7 && !blobOk)) return false;
+                            if (textOk && !asText.SequenceEqual(Blob(h, c))) return false;
+                            if (blobOk && !asBlob.SequenceEqual(Blob(h, c))) return false;
+                            seen |= type switch { raw.SQLITE_TEXT => 2, raw.SQLITE_BLOB => 4, raw.SQLITE_NULL => 8, _ => 0 };
+                            // Reading through the API may change a value's flags (text also marked as blob); read again.
+                            if (type == raw.SQLITE_TEXT && (!TryBytes(row, c, text: true, out var again) || !again.SequenceEqual(Blob(h, c)))) return false;
+                            if (type == raw.SQLITE_BLOB && c != 7 && (!TryBytes(row, c, text: false, out again) || !again.SequenceEqual(Blob(h, c)))) return false;
+                        }
+                        return seen == 15;
+                    }
+                }
+            }
+            catch (Exception)
+            {
+                return false; // any surprise means the column API, never a failed type initializer
+            }
+        }
     }
 }
