@@ -72,6 +72,7 @@ public static class PortalDomainServices
         services.AddSingleton<AuditVerifier>();
         services.AddSingleton<AuditExporter>();
         services.AddSingleton<AuditSearch>();
+        services.AddSingleton<AuditActivity>();
         services.AddSingleton<PortalAudit>();
         services.AddSingleton<SignInAudit>();
         services.AddSingleton<SuiteService>();

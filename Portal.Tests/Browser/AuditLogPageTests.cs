@@ -110,4 +110,61 @@ public class AuditLogPageTests(BrowserFixture browser, ITestOutputHelper output)
             Assert.Equal(0, dialogs);
         });
     }
+
+    [Fact]
+    public async Task Compliance_officer_sees_the_week_on_the_overview_and_follows_the_blocked_calls_into_the_log()
+    {
+        await using var db = await TestDatabase.CreateAsync("sqlite");
+        await using var app = PortalApp.ForBrowser(db);
+        var (projectId, _) = await AuditExportEndpointTests.SeedAsync(app);
+        foreach (var key in new[] { "key-sprayed-1", "key-sprayed-2" })
+            await app.Get<Portal.Domain.Audit.AuditWriter>().AppendAsync(new Portal.Domain.Audit.AuditEventDraft
+            {
+                ProjectId = projectId, EventType = Portal.Domain.Gateway.GatewayService.DeniedEvent, Actor = new("api_key", key),
+                ResourceType = "approved_query", ResourceId = "q-1", Action = "execute", Success = false, ErrorMessage = "The API key was revoked.",
+                SecurityLevel = Portal.Domain.Audit.AuditSecurityLevel.Warning,
+            });
+        await using var b = await browser.OpenAsync(app, output);
+
+        await b.RunAsync(async page =>
+        {
+            await b.SignInAsync("carol@northwind.test");
+            await page.GotoAsync($"{app.BaseUrl}/p/{projectId}");
+            await b.WaitInteractiveAsync();
+            var card = page.Locator("#overview-audit");
+            await Expect(card.GetByRole(AriaRole.Heading, new() { Name = "Audit trail, last 7 days" })).ToBeVisibleAsync();
+            await Expect(page.Locator("#overview-audit-blocked")).ToHaveTextAsync("2");
+            await Expect(page.Locator("#overview-audit-keys")).ToHaveTextAsync("3"); // the two refused keys and key-hostile
+            await Expect(page.Locator("#overview-audit-users")).ToHaveTextAsync("1"); // Ada, who added the members
+            var events = int.Parse(await page.Locator("#overview-audit-events").InnerTextAsync(), System.Globalization.NumberStyles.AllowThousands);
+            Assert.True(events >= 5, $"{events} events"); // the suite's own events, two members, the query, two denials
+            await b.ScreenshotAsync("project-overview-audit");
+
+            await page.Locator("#overview-audit-blocked-link").ClickAsync();
+            await Expect(page).ToHaveURLAsync(new System.Text.RegularExpressions.Regex($"/p/{projectId}/audit\\?type=gateway.query_denied$"));
+            await b.WaitInteractiveAsync();
+            var rows = page.Locator("#audit-events .audit-row");
+            await Expect(rows).ToHaveCountAsync(2);
+            await Expect(rows.Filter(new() { HasText = "gateway.query_denied" })).ToHaveCountAsync(2);
+            await Expect(page.Locator("#filter-type")).ToContainTextAsync("gateway.query_denied");
+        });
+    }
+
+    [Fact]
+    public async Task A_project_user_without_audit_access_sees_no_audit_figures_on_the_overview()
+    {
+        await using var db = await TestDatabase.CreateAsync("sqlite");
+        await using var app = PortalApp.ForBrowser(db);
+        var (projectId, _) = await AuditExportEndpointTests.SeedAsync(app);
+        await using var b = await browser.OpenAsync(app, output);
+
+        await b.RunAsync(async page =>
+        {
+            await b.SignInAsync("uma@northwind.test");
+            await page.GotoAsync($"{app.BaseUrl}/p/{projectId}");
+            await b.WaitInteractiveAsync();
+            await Expect(page.Locator("#stat-members")).ToBeVisibleAsync();
+            await Expect(page.Locator("#overview-audit")).ToHaveCountAsync(0);
+        });
+    }
 }

@@ -66,6 +66,12 @@ public class FirstRunJourneyTests(BrowserFixture browser, ITestOutputHelper outp
             await page.Locator("#toggle-governance").ClickAsync();
             await Expect(page.Locator("#module-governance")).ToContainTextAsync("Enabled");
             await Expect(page.Locator("#toggle-governance")).ToHaveTextAsync("Disable");
+            // The tiles count this project's trail: Ada installed the suite and turned Governance on.
+            await Expect(page.Locator("#tile-events-caption")).ToContainTextAsync("1 active user,");
+            await Expect(page.Locator("#tile-events-caption")).ToContainTextAsync("0 blocked gateway calls");
+            Assert.NotEqual("0", await page.Locator("#tile-events-count").InnerTextAsync());
+            await Expect(page.Locator("#tile-approvals-count")).ToHaveTextAsync("0");
+            await Expect(page.Locator("#tile-approvals")).ToContainTextAsync("No suggested query is waiting for review.");
             await b.DismissNotificationsAsync();
             if (shots) await b.ScreenshotAsync("enterprise-installed");
 
@@ -74,6 +80,9 @@ public class FirstRunJourneyTests(BrowserFixture browser, ITestOutputHelper outp
             await Expect(page.Locator("#stat-modules")).ToHaveTextAsync("2 of 5");
             await Expect(page.Locator("#stat-suite")).ToHaveTextAsync("Enterprise Plus");
             await Expect(page.Locator("#overview-modules li").Filter(new() { HasText = "Governance" })).ToContainTextAsync("On");
+            await Expect(page.Locator("#overview-audit-users")).ToHaveTextAsync("1");
+            await Expect(page.Locator("#overview-audit-blocked")).ToHaveTextAsync("0");
+            await Expect(page.Locator("#overview-audit-blocked-link")).ToHaveCountAsync(0);
             await b.DismissNotificationsAsync();
             if (shots) await b.ScreenshotAsync("project-overview");
 
