@@ -595,6 +595,8 @@ internal static unsafe class NativeSqlite
                 {
                     const string sql = "SELECT 'PAUDIT01', x'00FF7F80', NULL, 9223372036854775807, '', 'h\u00e9llo \u2603', -42, "
                         + "zeroblob(3), 1.5, x'', 0, printf('%.3000c', 'x'), CAST(NULL AS TEXT), '0190f000-0000-7000-8000-000000000001'";
+                    // zeroblob(3) may be held unexpanded (zero-filled): the structure read refuses it and the API reads it.
+                    const int ZeroBlob = 7;
                     if (raw.sqlite3_prepare_v2(db, sql, out var stmt) != raw.SQLITE_OK)
                     {
                         stmt.Dispose();
@@ -623,13 +625,13 @@ internal static unsafe class NativeSqlite
                             var textOk = TryBytes(row, c, text: true, out var asText);
                             var blobOk = TryBytes(row, c, text: false, out var asBlob);
                             if (textOk != (type is raw.SQLITE_TEXT or raw.SQLITE_NULL)) return false;
-                            if (blobOk != (type is raw.SQLITE_BLOB or raw.SQLITE_NULL) && !(c == 7 && !blobOk)) return false;
+                            if (blobOk != (type is raw.SQLITE_BLOB or raw.SQLITE_NULL) && !(c == ZeroBlob && !blobOk)) return false;
                             if (textOk && !asText.SequenceEqual(Blob(h, c))) return false;
                             if (blobOk && !asBlob.SequenceEqual(Blob(h, c))) return false;
                             seen |= type switch { raw.SQLITE_TEXT => 2, raw.SQLITE_BLOB => 4, raw.SQLITE_NULL => 8, _ => 0 };
                             // Reading through the API may change a value's flags (text also marked as blob); read again.
                             if (type == raw.SQLITE_TEXT && (!TryBytes(row, c, text: true, out var again) || !again.SequenceEqual(Blob(h, c)))) return false;
-                            if (type == raw.SQLITE_BLOB && c != 7 && (!TryBytes(row, c, text: false, out again) || !again.SequenceEqual(Blob(h, c)))) return false;
+                            if (type == raw.SQLITE_BLOB && c != ZeroBlob && (!TryBytes(row, c, text: false, out again) || !again.SequenceEqual(Blob(h, c)))) return false;
                         }
                         return seen == 15;
                     }
