@@ -74,10 +74,23 @@ public class AuditWriterTests
         await using var writer = Writer(db);
         var projects = Enumerable.Range(0, 5).Select(_ => Guid.CreateVersion7()).ToArray();
         var receipts = new ConcurrentBag<AuditReceipt>();
-        await Task.WhenAll(Enumerable.Range(0, 32).Select(p => Task.Run(async () =>
+        // 32 threads of their own, released together: tasks on the thread pool would run only as many at a time as the
+        // pool has threads (two on a 2-core runner), which is not 32 concurrent writers. Each waits for its append as a
+        // request does.
+        var failures = new ConcurrentQueue<Exception>();
+        using var start = new Barrier(32);
+        var threads = Enumerable.Range(0, 32).Select(p => new Thread(() =>
         {
-            for (var i = 0; i < 60; i++) receipts.Add(await writer.AppendAsync(Draft(projects[(p + i) % projects.Length], i)));
-        })));
+            try
+            {
+                start.SignalAndWait();
+                for (var i = 0; i < 60; i++) receipts.Add(writer.AppendAsync(Draft(projects[(p + i) % projects.Length], i)).GetAwaiter().GetResult());
+            }
+            catch (Exception e) { failures.Enqueue(e); }
+        }) { IsBackground = true }).ToList();
+        threads.ForEach(t => t.Start());
+        await Task.Run(() => threads.ForEach(t => t.Join()));
+        Assert.Empty(failures);
 
         Assert.Equal(32 * 60, receipts.Count);
         Assert.Equal(receipts.Count, receipts.Select(r => r.Id).Distinct().Count());
